@@ -1,0 +1,2 @@
+//! Criterion benchmarks of the partition log (filled in with the log store).
+fn main() {}

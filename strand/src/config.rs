@@ -1,0 +1,163 @@
+//! The configuration of `strand serve`: every setting comes from a flag, a `STRAND_…`
+//! environment variable, the TOML file given by `--config`, or its default, in that order
+//! of precedence.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Declares each setting once; generates the flags (with their environment variables),
+/// the TOML file's shape and the resolved configuration from that one list.
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr, env = $env:literal; )*) => {
+        /// Flags of `strand serve`; each also reads its `STRAND_…` environment variable.
+        #[derive(Debug, clap::Args)]
+        pub struct ServeArgs {
+            /// TOML file with settings (keys are the flag names with `_` for `-`).
+            #[arg(long, env = "STRAND_CONFIG")]
+            pub config: Option<PathBuf>,
+            /// Address advertised to Kafka clients in metadata [default: the listener's bound address].
+            #[arg(long, env = "STRAND_ADVERTISED_KAFKA_ADDR")]
+            pub advertised_kafka_addr: Option<String>,
+            $(
+                $(#[doc = $doc])+
+                #[arg(long, env = $env)]
+                pub $name: Option<$ty>,
+            )*
+        }
+
+        /// The TOML file's shape: every key optional, unknown keys refused.
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileSettings {
+            advertised_kafka_addr: Option<String>,
+            $( $name: Option<$ty>, )*
+        }
+
+        /// The resolved configuration of `strand serve`.
+        // The broker settings are read once the Kafka listener is wired to the broker.
+        #[allow(dead_code)]
+        #[derive(Debug, Clone)]
+        pub struct ServeConfig {
+            /// Address advertised to Kafka clients, when not the listener's own.
+            pub advertised_kafka_addr: Option<String>,
+            $( $(#[doc = $doc])+ pub $name: $ty, )*
+        }
+
+        impl ServeConfig {
+            /// Merges flags and environment (already folded together by clap), the file
+            /// and the defaults.
+            pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+                let file = match &args.config {
+                    Some(path) => load_file(path)?,
+                    None => FileSettings::default(),
+                };
+                Ok(ServeConfig {
+                    advertised_kafka_addr: args.advertised_kafka_addr.or(file.advertised_kafka_addr),
+                    $( $name: args.$name.or(file.$name).unwrap_or_else(|| $default), )*
+                })
+            }
+        }
+    };
+}
+
+settings! {
+    /// Directory holding topics, committed offsets and schemas [default: ./strand-data].
+    data_dir: PathBuf = PathBuf::from("./strand-data"), env = "STRAND_DATA_DIR";
+    /// Kafka protocol listener; port 0 binds a free port [default: 127.0.0.1:9092].
+    kafka_addr: SocketAddr = ([127, 0, 0, 1], 9092).into(), env = "STRAND_KAFKA_ADDR";
+    /// Schema registry HTTP listener [default: 127.0.0.1:8081].
+    registry_addr: SocketAddr = ([127, 0, 0, 1], 8081).into(), env = "STRAND_REGISTRY_ADDR";
+    /// Admin HTTP listener serving /health, /ready and /metrics [default: 127.0.0.1:9644].
+    admin_addr: SocketAddr = ([127, 0, 0, 1], 9644).into(), env = "STRAND_ADMIN_ADDR";
+    /// REST proxy listener (reserved: no REST proxy is served yet) [default: 127.0.0.1:8082].
+    rest_addr: SocketAddr = ([127, 0, 0, 1], 8082).into(), env = "STRAND_REST_ADDR";
+    /// gRPC listener (reserved: no gRPC service is served yet) [default: 127.0.0.1:50051].
+    grpc_addr: SocketAddr = ([127, 0, 0, 1], 50051).into(), env = "STRAND_GRPC_ADDR";
+    /// Create a topic when a client first asks for it, as Kafka does [default: true].
+    auto_create_topics: bool = true, env = "STRAND_AUTO_CREATE_TOPICS";
+    /// Partitions of an auto-created topic [default: 1].
+    num_partitions: i32 = 1, env = "STRAND_NUM_PARTITIONS";
+    /// Default `segment.bytes` of new topics [default: 1073741824].
+    log_segment_bytes: u64 = 1024 * 1024 * 1024, env = "STRAND_LOG_SEGMENT_BYTES";
+    /// Default `retention.ms` of new topics; -1 keeps forever [default: 604800000].
+    log_retention_ms: i64 = 7 * 24 * 60 * 60 * 1000, env = "STRAND_LOG_RETENTION_MS";
+    /// Default `retention.bytes` of new topics; -1 is no limit [default: -1].
+    log_retention_bytes: i64 = -1, env = "STRAND_LOG_RETENTION_BYTES";
+    /// fsync every log at least this often in milliseconds; acks=all always waits for its own fsync [default: 1000].
+    log_flush_interval_ms: u64 = 1000, env = "STRAND_LOG_FLUSH_INTERVAL_MS";
+    /// How often retention and compaction run, in milliseconds [default: 30000].
+    log_cleaner_interval_ms: u64 = 30_000, env = "STRAND_LOG_CLEANER_INTERVAL_MS";
+    /// Largest record batch a producer may send (`message.max.bytes`) [default: 1048588].
+    message_max_bytes: i32 = 1_048_588, env = "STRAND_MESSAGE_MAX_BYTES";
+    /// Largest request frame accepted before allocation (`socket.request.max.bytes`) [default: 104857600].
+    socket_request_max_bytes: u32 = 104_857_600, env = "STRAND_SOCKET_REQUEST_MAX_BYTES";
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn resolve(argv: &[&str]) -> anyhow::Result<ServeConfig> {
+        let cli = Cli::try_parse_from(std::iter::once("strand").chain(argv.iter().copied()))?;
+        ServeConfig::resolve(cli.args)
+    }
+
+    #[test]
+    fn defaults_match_the_design_table() -> anyhow::Result<()> {
+        let c = resolve(&[])?;
+        assert_eq!(c.data_dir, PathBuf::from("./strand-data"));
+        assert_eq!(c.kafka_addr.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.registry_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.admin_addr.to_string(), "127.0.0.1:9644");
+        assert_eq!(c.rest_addr.to_string(), "127.0.0.1:8082");
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.advertised_kafka_addr, None);
+        Ok(())
+    }
+
+    #[test]
+    fn flag_beats_file_and_file_beats_default() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("strand.toml");
+        std::fs::write(
+            &file,
+            "kafka_addr = \"127.0.0.1:19092\"\nregistry_addr = \"127.0.0.1:18081\"\nnum_partitions = 3\n",
+        )?;
+        let file_arg = file.to_string_lossy().into_owned();
+        let c = resolve(&["--config", &file_arg, "--kafka-addr", "127.0.0.1:29092"])?;
+        assert_eq!(c.kafka_addr.to_string(), "127.0.0.1:29092");
+        assert_eq!(c.registry_addr.to_string(), "127.0.0.1:18081");
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.admin_addr.to_string(), "127.0.0.1:9644");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_file_key_is_refused_with_its_name() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("strand.toml");
+        std::fs::write(&file, "kafka_adr = \"127.0.0.1:1\"\n")?;
+        let file_arg = file.to_string_lossy().into_owned();
+        let err = match resolve(&["--config", &file_arg]) {
+            Ok(_) => anyhow::bail!("a misspelt key was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("kafka_adr"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! `strand serve`: opens the data directory, binds every listener, serves until SIGINT or
+//! SIGTERM, then shuts down cleanly.
+
+use std::fs::File;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+
+/// Runs `strand serve` to completion.
+pub fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strand")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config)?;
+    tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
+
+    let admin = bind("admin", config.admin_addr).await?;
+    let kafka = bind("kafka", config.kafka_addr).await?;
+    let registry = bind("registry", config.registry_addr).await?;
+    let _ = (kafka, registry);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(serve_admin(admin, shutdown_rx.clone()));
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    admin_task.await.context("admin server task")??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Creates the data directory if needed and takes an exclusive lock on it, so that two
+/// processes never write the same logs.
+fn lock_data_dir(config: &ServeConfig) -> anyhow::Result<File> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let path = dir.join(".lock");
+    let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "data directory {} is in use by another strand process (lock {})",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// Binds a listener and prints its bound address on a line of its own, so that scripts
+/// starting strand with port 0 can find it.
+async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {name} listener to {addr}"))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    println!("{name} listening on {bound}");
+    tracing::info!(%bound, "{name} listening");
+    Ok(listener)
+}
+
+async fn serve_admin(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let app = axum::Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(|| async { "ready\n" }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .context("admin server")
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

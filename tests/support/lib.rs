@@ -1,0 +1,224 @@
+//! Support for the workspace integration tests: starting a real `strand serve` process on
+//! free ports in a fresh data directory, reading the addresses it prints, and stopping it
+//! with SIGTERM or SIGKILL.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a server gets to print its listeners or to exit.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `strand` binary under test: `$STRAND_BIN`, or the workspace's debug build (built
+/// on first use when missing).
+pub fn strand_bin() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("STRAND_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("debug").join("strand");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "strand"])
+        .current_dir(&root)
+        .status()
+        .context("building strand")?;
+    if !status.success() {
+        bail!("cargo build -p strand failed: {status}");
+    }
+    Ok(bin)
+}
+
+/// A running `strand serve`, killed when dropped.
+pub struct Strand {
+    child: Child,
+    /// Bound address of each listener, by name (`kafka`, `registry`, `admin`).
+    pub addrs: HashMap<String, SocketAddr>,
+    /// The data directory it serves.
+    pub data_dir: PathBuf,
+    stdout_lines: mpsc::Receiver<String>,
+}
+
+impl Strand {
+    /// Starts `strand serve` on free loopback ports over `data_dir`, with extra flags.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> anyhow::Result<Strand> {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Like [`Strand::start`], with extra environment variables.
+    pub fn start_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Strand> {
+        let mut cmd = Command::new(strand_bin()?);
+        cmd.arg("serve").arg("--data-dir").arg(data_dir);
+        for (flag, value) in [
+            ("--kafka-addr", "127.0.0.1:0"),
+            ("--registry-addr", "127.0.0.1:0"),
+            ("--admin-addr", "127.0.0.1:0"),
+            ("--rest-addr", "127.0.0.1:0"),
+            ("--grpc-addr", "127.0.0.1:0"),
+        ] {
+            if !extra.contains(&flag) && !env.iter().any(|(k, _)| flag_env(flag) == *k) {
+                cmd.arg(flag).arg(value);
+            }
+        }
+        cmd.args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().context("spawning strand serve")?;
+        let stdout = child.stdout.take().context("strand stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut strand = Strand {
+            child,
+            addrs: HashMap::new(),
+            data_dir: data_dir.to_path_buf(),
+            stdout_lines: rx,
+        };
+        strand.wait_for_listeners(&["kafka", "registry", "admin"])?;
+        Ok(strand)
+    }
+
+    fn wait_for_listeners(&mut self, names: &[&str]) -> anyhow::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !names.iter().all(|n| self.addrs.contains_key(*n)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.stdout_lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let status = self.child.try_wait()?;
+                    bail!("strand serve did not print its listeners (exit: {status:?})");
+                }
+            };
+            if let Some((name, addr)) = line.split_once(" listening on ") {
+                self.addrs.insert(name.to_string(), addr.trim().parse()?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Address of the named listener.
+    pub fn addr(&self, name: &str) -> anyhow::Result<SocketAddr> {
+        self.addrs
+            .get(name)
+            .copied()
+            .with_context(|| format!("no {name} listener"))
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(mut self) -> anyhow::Result<ExitStatus> {
+        signal(&self.child, "TERM")?;
+        self.wait_exit()
+    }
+
+    /// Sends SIGKILL, as a crash would, and reaps the process.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    fn wait_exit(&mut self) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("strand serve did not exit within {START_TIMEOUT:?}");
+            }
+            // Child exit has no portable notification to wait on; this only paces the check.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Strand {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn flag_env(flag: &str) -> String {
+    format!(
+        "STRAND_{}",
+        flag.trim_start_matches("--")
+            .replace('-', "_")
+            .to_uppercase()
+    )
+}
+
+fn signal(child: &Child, sig: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill -{sig} failed");
+    }
+    Ok(())
+}
+
+/// Runs a `strand` subcommand to completion (bounded), returning its exit status and output.
+pub fn run_strand(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<std::process::Output> {
+    let mut cmd = Command::new(strand_bin()?);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().context("spawning strand")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(START_TIMEOUT)
+        .context("strand did not finish in time")?
+        .context("waiting for strand")
+}
+
+/// A minimal HTTP/1.1 GET over a fresh TCP connection, returning status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(START_TIMEOUT))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .context("no status line")?
+        .parse()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
