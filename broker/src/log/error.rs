@@ -23,6 +23,54 @@ pub enum LogError {
         /// Next offset to be assigned.
         log_end_offset: i64,
     },
+    /// An idempotent producer's batch does not follow its previous one.
+    #[error("producer {producer_id}: expected sequence {expected}, got {sequence}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence number the log expected next.
+        expected: i32,
+        /// The batch's base sequence.
+        sequence: i32,
+    },
+    /// An idempotent producer wrote with an epoch older than the one the log knows.
+    #[error(
+        "producer {producer_id}: epoch {epoch} is older than the current epoch {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the log knows.
+        current_epoch: i16,
+        /// The batch's epoch.
+        epoch: i16,
+    },
+    /// One append held a retried (duplicate) batch together with new ones.
+    #[error(
+        "producer {producer_id}: batch at sequence {sequence} is a duplicate inside a larger append"
+    )]
+    DuplicateSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The duplicate batch's base sequence.
+        sequence: i32,
+    },
+    /// Stored data failed a check while it was read back (damaged on disk).
+    #[error("{path}: corrupt data at position {position}: {reason}")]
+    CorruptSegment {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position within it.
+        position: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// The log was closed or deleted; nothing more can be appended.
+    #[error("log {dir} is closed")]
+    Closed {
+        /// The log's directory.
+        dir: PathBuf,
+    },
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {

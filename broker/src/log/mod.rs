@@ -11,14 +11,26 @@
 //!
 //! Open [`partition`] for the public handle ([`PartitionLog`]), `batch` for parsing and
 //! checking a batch header, `segment` and `index` for the files, `recovery` for what
-//! happens at open after a crash, `retention` and `compaction` for cleaning.
+//! happens at open after a crash, `timestamps` for ListOffsets lookups, `producer` for idempotent producers' sequence checks,
+//! `retention` and `compaction` for cleaning.
 
 mod batch;
 mod config;
 mod error;
+mod index;
 mod partition;
+mod producer;
+mod recovery;
+mod retention;
+mod segment;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+mod timestamps;
 
 pub use batch::BatchHeader;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::LogError;
 pub use partition::{AppendInfo, PartitionLog, ReadResult};
+pub use retention::RetentionReport;

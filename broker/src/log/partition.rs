@@ -1,14 +1,32 @@
 //! [`PartitionLog`]: the handle through which everything reads and writes one partition.
 //!
-//! CONTRACT (filled in by the log-store work): every method is blocking file I/O and
-//! must be called from a blocking context (`spawn_blocking` or a dedicated thread), never
-//! directly on an async worker. The handle is `Send + Sync`; appends to one log are
-//! serialised, reads run concurrently with appends.
+//! Every method is blocking file I/O and must be called from a blocking context
+//! (`spawn_blocking` or a dedicated thread), never directly on an async worker. The handle
+//! is `Send + Sync` and shared as `Arc<PartitionLog>`.
+//!
+//! Locking: appends are serialised by the writer mutex, which is held across the one
+//! `pwrite` of the caller's bytes. What readers need (the segments, their visible sizes
+//! and indexes, the offsets) lives in a separate `RwLock`ed view that the writer updates
+//! only after its write completed, so a reader never sees half an append, takes the lock
+//! only to find its file and position, and then `pread`s outside any lock. Fsync has its
+//! own mutex and condition variable (group commit, see [`PartitionLog::flush_to`]).
+//! Maintenance (retention, compaction, DeleteRecords) is serialised by a third mutex.
+//! Lock order: cleaner, then writer, then view, then flush.
 
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
+use super::batch::{self, BatchHeader};
+use super::index::{self, IndexBuilder, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE};
+use super::producer::{self, ProducerEntry, ProducerTable, SequenceCheck};
+use super::segment::{self, HeaderScanner, SegmentFile};
 use super::{LogConfig, LogError};
 
 /// The outcome of an append: the offsets the log assigned.
@@ -41,29 +59,594 @@ pub struct ReadResult {
 /// One partition's log: segments on disk and the state needed to append and read.
 #[derive(Debug)]
 pub struct PartitionLog {
-    _private: (),
+    pub(super) dir: PathBuf,
+    pub(super) writer: Mutex<Writer>,
+    pub(super) view: RwLock<View>,
+    pub(super) flush: Mutex<FlushState>,
+    pub(super) flushed_cv: Condvar,
+    pub(super) cleaner: Mutex<()>,
+    pub(super) hw: watch::Sender<i64>,
+}
+
+/// What readers see: segments by base offset and the log's offsets.
+#[derive(Debug)]
+pub(super) struct View {
+    pub(super) segments: BTreeMap<i64, SegmentView>,
+    pub(super) log_start: i64,
+    pub(super) log_end: i64,
+}
+
+/// One segment as readers see it.
+#[derive(Debug)]
+pub(super) struct SegmentView {
+    pub(super) file: Arc<SegmentFile>,
+    /// Bytes of whole batches; anything beyond is an append in progress.
+    pub(super) size: u64,
+    pub(super) index: IndexBuilder,
+    /// Offset of the last record, `None` for an empty segment.
+    pub(super) last_offset: Option<i64>,
+}
+
+/// State of the append path, behind the writer mutex.
+#[derive(Debug)]
+pub(super) struct Writer {
+    pub(super) config: LogConfig,
+    pub(super) active: Arc<SegmentFile>,
+    pub(super) index_file: File,
+    pub(super) time_index_file: File,
+    /// Entries of the active segment's indexes already written to their files.
+    pub(super) offsets_written: usize,
+    pub(super) times_written: usize,
+    pub(super) size: u64,
+    pub(super) next_offset: i64,
+    /// Max timestamp of the active segment's first batch, for `segment.ms`.
+    pub(super) rolling_timestamp: Option<i64>,
+    pub(super) producers: ProducerTable,
+    pub(super) unflushed_records: i64,
+    pub(super) closed: bool,
+    pub(super) scratch: Vec<u8>,
+}
+
+/// Group commit state.
+#[derive(Debug)]
+pub(super) struct FlushState {
+    /// Every offset below this is fsynced.
+    pub(super) flushed: i64,
+    /// A caller is running fsync; others wait on the condition variable.
+    pub(super) leader: bool,
+    pub(super) last_flush: Instant,
+}
+
+/// Index entries written to the files at a time, so appends rarely touch them.
+const INDEX_WRITE_BATCH: usize = 512;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PartitionLog {
     /// Opens (creating if missing) the log in `dir`, recovering its tail after a crash.
-    pub fn open(_dir: &Path, _config: LogConfig) -> Result<PartitionLog, LogError> {
-        todo!("log store")
+    pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        super::recovery::open(dir, config)
+    }
+
+    pub(super) fn view(&self) -> RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn view_mut(&self) -> std::sync::RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The directory holding this log's files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Validates and appends one or more concatenated RecordBatch v2, assigning offsets by
     /// rewriting each `baseOffset` in place; nothing is written if any batch is bad.
-    pub fn append(&self, _batches: &mut [u8]) -> Result<AppendInfo, LogError> {
-        todo!("log store")
+    pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        let count = batch::validate(batches)?;
+        let mut w = lock(&self.writer);
+        if w.closed {
+            return Err(LogError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        if let Some(dup) = self.check_sequences(&w, batches, count)? {
+            return Ok(dup);
+        }
+        let len = batches.len() as u64;
+        let mut records = 0i64;
+        let mut max_ts = i64::MIN;
+        for (_, h) in batch::headers(batches) {
+            records += i64::from(h.record_count);
+            max_ts = max_ts.max(h.max_timestamp);
+        }
+        if self.should_roll(&w, len, records, max_ts) {
+            self.roll(&mut w)?;
+        }
+
+        let base = w.next_offset;
+        let mut next = base;
+        let mut pos = 0;
+        while pos < batches.len() {
+            let Some(h) = BatchHeader::parse(&batches[pos..]) else {
+                break;
+            };
+            batch::set_base_offset(&mut batches[pos..], next);
+            next += i64::from(h.last_offset_delta) + 1;
+            pos += h.total_size();
+        }
+
+        let at = w.size;
+        if let Err(e) = w.active.file.write_all_at(batches, at) {
+            // Leave no partial batch behind: the next append would write after it.
+            if let Err(t) = w.active.file.set_len(at) {
+                tracing::error!(file = %w.active.path.display(), error = %t,
+                    "could not truncate a failed append; recovery will at restart");
+            }
+            return Err(LogError::io(&w.active.path, e));
+        }
+
+        let mut pending_index = 0;
+        let log_start;
+        {
+            let mut v = self.view_mut();
+            let active_base = w.active.base_offset;
+            if let Some(seg) = v.segments.get_mut(&active_base) {
+                for (p, h) in batch::headers(batches) {
+                    seg.index.on_batch(
+                        at + p as u64,
+                        h.base_offset,
+                        h.max_timestamp,
+                        h.total_size() as u64,
+                    );
+                }
+                seg.size = at + len;
+                seg.last_offset = Some(next - 1);
+                pending_index = seg.index.offsets.len() - w.offsets_written;
+            }
+            v.log_end = next;
+            log_start = v.log_start;
+        }
+        for (_, h) in batch::headers(batches) {
+            if h.has_sequence() {
+                w.producers.apply(&h, h.base_offset);
+            }
+        }
+        w.size = at + len;
+        w.next_offset = next;
+        if w.rolling_timestamp.is_none() {
+            w.rolling_timestamp = Some(max_ts);
+        }
+        w.unflushed_records += records;
+        if pending_index >= INDEX_WRITE_BATCH {
+            self.write_index_entries(&mut w)?;
+        }
+        let flush_now = w.unflushed_records >= w.config.flush_messages
+            || (w.config.flush_ms < i64::MAX
+                && lock(&self.flush).last_flush.elapsed().as_millis() as i64 >= w.config.flush_ms);
+        drop(w);
+        self.hw.send_replace(next);
+        if flush_now {
+            self.flush_to(next - 1)?;
+        }
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: next - 1,
+            max_timestamp: max_ts,
+            log_start_offset: log_start,
+            duplicate: false,
+        })
+    }
+
+    /// Checks idempotent producers' sequence numbers; `Some` when the append is a retry.
+    fn check_sequences(
+        &self,
+        w: &Writer,
+        batches: &[u8],
+        count: usize,
+    ) -> Result<Option<AppendInfo>, LogError> {
+        if count == 1 {
+            let Some(h) = BatchHeader::parse(batches) else {
+                return Ok(None);
+            };
+            if !h.has_sequence() {
+                return Ok(None);
+            }
+            return match producer::check(w.producers.get(h.producer_id), &h)? {
+                SequenceCheck::Accept => Ok(None),
+                SequenceCheck::Duplicate(b) => Ok(Some(AppendInfo {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    max_timestamp: h.max_timestamp,
+                    log_start_offset: self.log_start_offset(),
+                    duplicate: true,
+                })),
+            };
+        }
+        // Several batches: later ones are checked against the state earlier ones leave.
+        let mut scratch: HashMap<i64, Option<ProducerEntry>> = HashMap::new();
+        let mut next = w.next_offset;
+        for (_, h) in batch::headers(batches) {
+            if h.has_sequence() {
+                let known = scratch
+                    .entry(h.producer_id)
+                    .or_insert_with(|| w.producers.get(h.producer_id).cloned());
+                match producer::check(known.as_ref(), &h)? {
+                    SequenceCheck::Accept => {
+                        producer::apply_to(known.get_or_insert_with(Default::default), &h, next)
+                    }
+                    SequenceCheck::Duplicate(_) => {
+                        return Err(LogError::DuplicateSequence {
+                            producer_id: h.producer_id,
+                            sequence: h.base_sequence,
+                        });
+                    }
+                }
+            }
+            next += i64::from(h.last_offset_delta) + 1;
+        }
+        Ok(None)
+    }
+
+    fn should_roll(&self, w: &Writer, len: u64, records: i64, max_ts: i64) -> bool {
+        if w.size == 0 {
+            return false;
+        }
+        let segment_bytes = w.config.segment_bytes.clamp(1, i32::MAX as u64);
+        let too_big = w.size + len > segment_bytes;
+        let too_old = w
+            .rolling_timestamp
+            .is_some_and(|t| max_ts.saturating_sub(t) > w.config.segment_ms);
+        let offsets_overflow = w.next_offset + records - w.active.base_offset > i32::MAX as i64;
+        too_big || too_old || offsets_overflow
+    }
+
+    /// Makes the active segment read-only (fsynced, final time index entry) and starts a
+    /// new one at the log end offset.
+    pub(super) fn roll(&self, w: &mut Writer) -> Result<(), LogError> {
+        let old_base = w.active.base_offset;
+        if let Some(seg) = self.view_mut().segments.get_mut(&old_base) {
+            seg.index.on_roll();
+        }
+        self.write_index_entries(w)?;
+        w.active
+            .file
+            .sync_data()
+            .map_err(|e| LogError::io(&w.active.path, e))?;
+        for (f, suffix) in [
+            (&w.index_file, segment::INDEX_SUFFIX),
+            (&w.time_index_file, segment::TIME_INDEX_SUFFIX),
+        ] {
+            f.sync_data()
+                .map_err(|e| LogError::io(segment::file_path(&self.dir, old_base, suffix), e))?;
+        }
+        let base = w.next_offset;
+        let (seg, index_file, time_index_file) =
+            create_segment(&self.dir, base, w.config.index_interval_bytes)?;
+        segment::sync_dir(&self.dir)?;
+        w.active = Arc::clone(&seg.file);
+        w.index_file = index_file;
+        w.time_index_file = time_index_file;
+        w.offsets_written = 0;
+        w.times_written = 0;
+        w.size = 0;
+        w.rolling_timestamp = None;
+        self.view_mut().segments.insert(base, seg);
+        let mut fs = lock(&self.flush);
+        fs.flushed = fs.flushed.max(base);
+        self.flushed_cv.notify_all();
+        Ok(())
+    }
+
+    /// Writes the active segment's index entries not yet in their files.
+    pub(super) fn write_index_entries(&self, w: &mut Writer) -> Result<(), LogError> {
+        let base = w.active.base_offset;
+        let mut buf = std::mem::take(&mut w.scratch);
+        buf.clear();
+        let (offsets_total, times_start) = {
+            let v = self.view();
+            let Some(seg) = v.segments.get(&base) else {
+                return Ok(());
+            };
+            for e in &seg.index.offsets[w.offsets_written.min(seg.index.offsets.len())..] {
+                e.encode(&mut buf);
+            }
+            let times_start = buf.len();
+            for e in &seg.index.times[w.times_written.min(seg.index.times.len())..] {
+                e.encode(&mut buf);
+            }
+            (seg.index.offsets.len(), times_start)
+        };
+        let at = (w.offsets_written * OFFSET_ENTRY_SIZE) as u64;
+        w.index_file
+            .write_all_at(&buf[..times_start], at)
+            .map_err(|e| {
+                LogError::io(
+                    segment::file_path(&self.dir, base, segment::INDEX_SUFFIX),
+                    e,
+                )
+            })?;
+        let at = (w.times_written * TIME_ENTRY_SIZE) as u64;
+        w.time_index_file
+            .write_all_at(&buf[times_start..], at)
+            .map_err(|e| {
+                LogError::io(
+                    segment::file_path(&self.dir, base, segment::TIME_INDEX_SUFFIX),
+                    e,
+                )
+            })?;
+        w.offsets_written = offsets_total;
+        w.times_written += (buf.len() - times_start) / TIME_ENTRY_SIZE;
+        w.scratch = buf;
+        Ok(())
     }
 
     /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`
     /// (the first batch is returned whole even when larger, if `min_one` is set).
+    ///
+    /// Batches come from one segment per read, as in Kafka; the caller reads on from the
+    /// offset after the last batch returned.
     pub fn read(
         &self,
-        _offset: i64,
-        _max_bytes: usize,
-        _min_one: bool,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
     ) -> Result<ReadResult, LogError> {
-        todo!("log store")
+        let (mut seg, mut pos, mut visible, hw, lso) = {
+            let v = self.view();
+            if offset < v.log_start || offset > v.log_end {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: v.log_start,
+                    log_end_offset: v.log_end,
+                });
+            }
+            let empty = ReadResult {
+                records: Bytes::new(),
+                high_watermark: v.log_end,
+                log_start_offset: v.log_start,
+            };
+            if offset == v.log_end {
+                return Ok(empty);
+            }
+            let Some((&base, s)) = v.segments.range(..=offset).next_back() else {
+                return Ok(empty);
+            };
+            let pos = index::lookup_offset(&s.index.offsets, base, offset);
+            (Arc::clone(&s.file), pos, s.size, v.log_end, v.log_start)
+        };
+        loop {
+            if let Some(found) = find_batch(&seg, pos, visible, offset)? {
+                let records = read_batches(&seg, found, visible, max_bytes, min_one)?;
+                return Ok(ReadResult {
+                    records,
+                    high_watermark: hw,
+                    log_start_offset: lso,
+                });
+            }
+            // Nothing at or after `offset` in this segment (compaction left a gap at its
+            // end): go on with the next one.
+            let v = self.view();
+            let next = v
+                .segments
+                .range(seg.base_offset + 1..)
+                .next()
+                .map(|(_, s)| (Arc::clone(&s.file), s.size));
+            let Some((file, size)) = next else {
+                return Ok(ReadResult {
+                    records: Bytes::new(),
+                    high_watermark: hw,
+                    log_start_offset: lso,
+                });
+            };
+            (seg, pos, visible) = (file, 0, size);
+        }
     }
+
+    /// First offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.view().log_start
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.view().log_end
+    }
+
+    /// Offset up to which consumers may read; equal to the log end offset on a single
+    /// node, since every appended record is at once fully replicated.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    /// Notifications of high watermark changes, for Fetch requests that wait for data.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.hw.subscribe()
+    }
+
+    /// Every offset below this is durable (fsynced).
+    pub fn flushed_offset(&self) -> i64 {
+        lock(&self.flush).flushed
+    }
+
+    /// Blocks until every record up to and including `offset` (or up to the log end, if
+    /// `offset` is beyond it) is fsynced. Group commit: one caller fsyncs on behalf of all
+    /// appends made so far, while callers arriving meanwhile wait for it and then find
+    /// their offsets covered or run the next fsync.
+    pub fn flush_to(&self, offset: i64) -> Result<(), LogError> {
+        let target = offset.saturating_add(1).min(self.log_end_offset());
+        let mut fs = lock(&self.flush);
+        loop {
+            if fs.flushed >= target {
+                return Ok(());
+            }
+            if fs.leader {
+                fs = self
+                    .flushed_cv
+                    .wait(fs)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            fs.leader = true;
+            drop(fs);
+            let (file, end) = {
+                let v = self.view();
+                let active = v.segments.values().next_back().map(|s| Arc::clone(&s.file));
+                (active, v.log_end)
+            };
+            // Segments before the active one were fsynced when they were rolled.
+            let result = match &file {
+                Some(f) => f.file.sync_data().map_err(|e| LogError::io(&f.path, e)),
+                None => Ok(()),
+            };
+            fs = lock(&self.flush);
+            fs.leader = false;
+            if result.is_ok() {
+                fs.flushed = fs.flushed.max(end);
+                fs.last_flush = Instant::now();
+            }
+            self.flushed_cv.notify_all();
+            result?;
+        }
+    }
+
+    /// Fsyncs everything appended so far.
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.flush_to(i64::MAX)
+    }
+
+    /// The log's current settings.
+    pub fn config(&self) -> LogConfig {
+        lock(&self.writer).config.clone()
+    }
+
+    /// Replaces the log's settings; `index.interval.bytes` applies from the next segment.
+    pub fn update_config(&self, config: LogConfig) {
+        lock(&self.writer).config = config;
+    }
+
+    /// Bytes of all segments' `.log` files.
+    pub fn size_bytes(&self) -> u64 {
+        self.view().segments.values().map(|s| s.size).sum()
+    }
+
+    /// Number of segments (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.view().segments.len()
+    }
+
+    /// Fsyncs the log and its indexes and refuses further appends.
+    pub fn close(&self) -> Result<(), LogError> {
+        self.flush()?;
+        let mut w = lock(&self.writer);
+        if w.closed {
+            return Ok(());
+        }
+        self.write_index_entries(&mut w)?;
+        w.closed = true;
+        Ok(())
+    }
+
+    /// Removes the log's directory with everything in it (DeleteTopics); the handle
+    /// refuses appends afterwards.
+    pub fn delete(&self) -> Result<(), LogError> {
+        let mut w = lock(&self.writer);
+        w.closed = true;
+        std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))
+    }
+}
+
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        // Saves the next open a rebuild of the tail's index entries; correctness does not
+        // depend on it.
+        let mut w = lock(&self.writer);
+        if !w.closed {
+            let _ = self.write_index_entries(&mut w);
+        }
+    }
+}
+
+/// Creates the three files of a new, empty segment.
+pub(super) fn create_segment(
+    dir: &Path,
+    base: i64,
+    index_interval: u64,
+) -> Result<(SegmentView, File, File), LogError> {
+    let path = segment::file_path(dir, base, segment::LOG_SUFFIX);
+    let file = segment::open_rw(&path)?;
+    file.set_len(0).map_err(|e| LogError::io(&path, e))?;
+    let mut index_files = Vec::with_capacity(2);
+    for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
+        let p = segment::file_path(dir, base, suffix);
+        let f = segment::open_rw(&p)?;
+        f.set_len(0).map_err(|e| LogError::io(&p, e))?;
+        index_files.push(f);
+    }
+    let time_index_file = index_files.pop();
+    let index_file = index_files.pop();
+    let (Some(index_file), Some(time_index_file)) = (index_file, time_index_file) else {
+        unreachable!("two index files were just opened");
+    };
+    let seg = SegmentView {
+        file: Arc::new(SegmentFile {
+            base_offset: base,
+            path,
+            file,
+        }),
+        size: 0,
+        index: IndexBuilder::new(base, index_interval),
+        last_offset: None,
+    };
+    Ok((seg, index_file, time_index_file))
+}
+
+/// Position of the first batch at or after `pos` whose last offset is >= `offset`.
+fn find_batch(
+    seg: &SegmentFile,
+    pos: u64,
+    end: u64,
+    offset: i64,
+) -> Result<Option<(u64, BatchHeader)>, LogError> {
+    let mut scanner = HeaderScanner::new(seg, pos, end);
+    while let Some(b) = scanner.next_header()? {
+        if b.header.last_offset() >= offset {
+            return Ok(Some((b.position, b.header)));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads whole batches from `start` up to `max_bytes` in one `pread`.
+fn read_batches(
+    seg: &SegmentFile,
+    (start, first): (u64, BatchHeader),
+    end: u64,
+    max_bytes: usize,
+    min_one: bool,
+) -> Result<Bytes, LogError> {
+    let available = (end - start) as usize;
+    let first_size = first.total_size();
+    let want = if first_size > max_bytes {
+        if !min_one {
+            return Ok(Bytes::new());
+        }
+        first_size
+    } else {
+        max_bytes.min(available)
+    };
+    let mut buf = vec![0u8; want];
+    seg.read_at(&mut buf, start)?;
+    let mut whole = 0;
+    while let Some(h) = BatchHeader::parse(&buf[whole..]) {
+        if whole + h.total_size() > buf.len() || h.check_shape().is_err() {
+            break;
+        }
+        whole += h.total_size();
+    }
+    buf.truncate(whole);
+    Ok(Bytes::from(buf))
 }

@@ -1,0 +1,176 @@
+//! Segment files: naming, positioned reads, and walking the batch headers of a `.log`.
+//!
+//! A segment is the `.log` file of batches starting at its base offset, plus its two
+//! index files (see `index`). Reads use `pread` (`FileExt::read_exact_at`) on a shared
+//! file handle, so any number of readers proceed at once and alongside the appender; a
+//! segment deleted or replaced while a reader holds its handle stays readable to it.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::LogError;
+use super::batch::BatchHeader;
+
+/// Suffix of segment data files.
+pub(crate) const LOG_SUFFIX: &str = "log";
+/// Suffix of sparse offset index files.
+pub(crate) const INDEX_SUFFIX: &str = "index";
+/// Suffix of sparse time index files.
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Suffix appended to a file while compaction writes its replacement.
+pub(crate) const CLEANED_SUFFIX: &str = "cleaned";
+
+/// `<dir>/<base offset, 20 digits>.<suffix>`.
+pub(crate) fn file_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// Splits a file name like `00000000000000000042.log` into (42, "log").
+pub(crate) fn parse_file_name(name: &str) -> Option<(i64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, suffix))
+}
+
+/// An open `.log` file, shared between the appender and readers.
+#[derive(Debug)]
+pub(crate) struct SegmentFile {
+    pub(crate) base_offset: i64,
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+}
+
+impl SegmentFile {
+    /// Reads exactly `buf.len()` bytes at `pos`.
+    pub(crate) fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), LogError> {
+        self.file
+            .read_exact_at(buf, pos)
+            .map_err(|e| LogError::io(&self.path, e))
+    }
+}
+
+/// What the walk of a segment's batch headers found at one position.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScannedBatch {
+    pub(crate) position: u64,
+    pub(crate) header: BatchHeader,
+}
+
+/// Walks batch headers from a position up to an end, reading the file in chunks so that
+/// small batches cost no syscall each and large ones are skipped without being read.
+pub(crate) struct HeaderScanner<'a> {
+    seg: &'a SegmentFile,
+    pos: u64,
+    end: u64,
+    chunk: Vec<u8>,
+    chunk_pos: u64,
+}
+
+/// Bytes read per chunk while walking headers.
+const SCAN_CHUNK: usize = 8 * 1024;
+
+impl<'a> HeaderScanner<'a> {
+    pub(crate) fn new(seg: &'a SegmentFile, pos: u64, end: u64) -> Self {
+        HeaderScanner {
+            seg,
+            pos,
+            end,
+            chunk: Vec::new(),
+            chunk_pos: 0,
+        }
+    }
+
+    /// Position of the next header to read.
+    pub(crate) fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next header, or `Ok(None)` at the end or when what follows is not a whole,
+    /// plausible batch (a torn or damaged tail: the caller decides what to do).
+    pub(crate) fn next_header(&mut self) -> Result<Option<ScannedBatch>, LogError> {
+        if self.pos + BatchHeader::SIZE as u64 > self.end {
+            return Ok(None);
+        }
+        let in_chunk = self.pos >= self.chunk_pos
+            && self.pos + BatchHeader::SIZE as u64 <= self.chunk_pos + self.chunk.len() as u64;
+        if !in_chunk {
+            let len = (self.end - self.pos).min(SCAN_CHUNK as u64) as usize;
+            self.chunk.resize(len, 0);
+            self.seg.read_at(&mut self.chunk, self.pos)?;
+            self.chunk_pos = self.pos;
+        }
+        let at = (self.pos - self.chunk_pos) as usize;
+        let Some(header) = BatchHeader::parse(&self.chunk[at..]) else {
+            return Ok(None);
+        };
+        if header.check_shape().is_err() || self.pos + header.total_size() as u64 > self.end {
+            return Ok(None);
+        }
+        let found = ScannedBatch {
+            position: self.pos,
+            header,
+        };
+        self.pos += header.total_size() as u64;
+        Ok(Some(found))
+    }
+}
+
+/// Opens a file for reading and writing, creating it when missing.
+pub(crate) fn open_rw(path: &Path) -> Result<File, LogError> {
+    File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| LogError::io(path, e))
+}
+
+/// Writes `data` to `path` replacing it atomically (temp file, fsync, rename).
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<(), LogError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let file = File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+    file.write_all_at(data, 0)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| LogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| LogError::io(path, e))
+}
+
+/// fsyncs a directory so that files created, renamed or removed in it stay so.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io(dir, e))
+}
+
+/// Removes a file, treating "already gone" as done.
+pub(crate) fn remove_file(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(LogError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip_with_twenty_digits() {
+        let p = file_path(Path::new("/d"), 42, LOG_SUFFIX);
+        assert_eq!(p, Path::new("/d/00000000000000000042.log"));
+        assert_eq!(
+            parse_file_name("00000000000000000042.timeindex"),
+            Some((42, "timeindex"))
+        );
+        assert_eq!(parse_file_name("42.log"), None);
+        assert_eq!(parse_file_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_file_name("notes.txt"), None);
+    }
+}
