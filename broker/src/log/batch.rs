@@ -104,7 +104,9 @@ impl BatchHeader {
         wrapping_seq(self.base_sequence, self.last_offset_delta)
     }
 
-    /// Structural checks that need only the header: magic and a plausible length.
+    /// Structural checks that need only the header: magic, a plausible length and record
+    /// count. Stored batches may have gaps in their offsets (compaction), so this does
+    /// not tie the record count to `lastOffsetDelta`; [`Self::check_produced`] does.
     pub(crate) fn check_shape(&self) -> Result<(), &'static str> {
         if self.magic != 2 {
             return Err("magic byte is not 2 (only RecordBatch v2 is supported)");
@@ -112,6 +114,16 @@ impl BatchHeader {
         if self.batch_length < MIN_BATCH_LENGTH {
             return Err("batch length is shorter than a batch header");
         }
+        if self.record_count < 0 || self.last_offset_delta < 0 {
+            return Err("negative record count or lastOffsetDelta");
+        }
+        Ok(())
+    }
+
+    /// The checks of a batch a producer sent: at least one record, and offsets without
+    /// gaps (`lastOffsetDelta + 1 == recordCount`), as Kafka's broker requires.
+    pub(crate) fn check_produced(&self) -> Result<(), &'static str> {
+        self.check_shape()?;
         if self.record_count < 1 {
             return Err("record count is not positive");
         }
@@ -164,7 +176,7 @@ pub(crate) fn validate(buf: &[u8]) -> Result<usize, LogError> {
         let Some(h) = BatchHeader::parse(&buf[pos..]) else {
             return Err(corrupt(pos, "truncated batch header"));
         };
-        h.check_shape().map_err(|r| corrupt(pos, r))?;
+        h.check_produced().map_err(|r| corrupt(pos, r))?;
         let end = pos + h.total_size();
         if end > buf.len() {
             return Err(corrupt(

@@ -15,6 +15,7 @@
 //! `retention` and `compaction` for cleaning.
 
 mod batch;
+mod compaction;
 mod config;
 mod error;
 mod index;
@@ -30,6 +31,7 @@ mod testutil;
 mod timestamps;
 
 pub use batch::BatchHeader;
+pub use compaction::CompactionReport;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::LogError;
 pub use partition::{AppendInfo, PartitionLog, ReadResult};

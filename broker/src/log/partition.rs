@@ -538,6 +538,16 @@ impl PartitionLog {
         self.view().segments.len()
     }
 
+    /// (base offset, size, max timestamp, last offset) of every segment, oldest first.
+    #[cfg(test)]
+    pub(crate) fn segment_infos(&self) -> Vec<(i64, u64, i64, Option<i64>)> {
+        self.view()
+            .segments
+            .iter()
+            .map(|(&b, s)| (b, s.size, s.index.max_timestamp, s.last_offset))
+            .collect()
+    }
+
     /// Fsyncs the log and its indexes and refuses further appends.
     pub fn close(&self) -> Result<(), LogError> {
         self.flush()?;

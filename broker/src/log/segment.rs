@@ -10,6 +10,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use super::LogError;
 use super::batch::BatchHeader;
 
@@ -116,6 +118,67 @@ impl<'a> HeaderScanner<'a> {
         };
         self.pos += header.total_size() as u64;
         Ok(Some(found))
+    }
+}
+
+/// Reads whole batches in order from a position up to an end, a chunk at a time; each
+/// batch comes as a cheap slice of its chunk. Stops at the first batch that is not whole
+/// and plausible.
+pub(crate) struct BatchReader<'a> {
+    seg: &'a SegmentFile,
+    pos: u64,
+    end: u64,
+    chunk: Bytes,
+    chunk_pos: u64,
+}
+
+/// Bytes read per chunk by [`BatchReader`].
+const READ_CHUNK: usize = 1024 * 1024;
+
+impl<'a> BatchReader<'a> {
+    pub(crate) fn new(seg: &'a SegmentFile, pos: u64, end: u64) -> Self {
+        BatchReader {
+            seg,
+            pos,
+            end,
+            chunk: Bytes::new(),
+            chunk_pos: pos,
+        }
+    }
+
+    /// The next batch: its position, header and bytes.
+    pub(crate) fn next_batch(&mut self) -> Result<Option<(u64, BatchHeader, Bytes)>, LogError> {
+        if self.pos + BatchHeader::SIZE as u64 > self.end {
+            return Ok(None);
+        }
+        let mut rel = (self.pos - self.chunk_pos) as usize;
+        if rel + BatchHeader::SIZE > self.chunk.len() {
+            self.fill(READ_CHUNK)?;
+            rel = 0;
+        }
+        let Some(header) = BatchHeader::parse(&self.chunk[rel..]) else {
+            return Ok(None);
+        };
+        let size = header.total_size();
+        if header.check_shape().is_err() || self.pos + size as u64 > self.end {
+            return Ok(None);
+        }
+        if rel + size > self.chunk.len() {
+            self.fill(READ_CHUNK.max(size))?;
+            rel = 0;
+        }
+        let at = self.pos;
+        self.pos += size as u64;
+        Ok(Some((at, header, self.chunk.slice(rel..rel + size))))
+    }
+
+    fn fill(&mut self, want: usize) -> Result<(), LogError> {
+        let n = (self.end - self.pos).min(want as u64) as usize;
+        let mut buf = vec![0u8; n];
+        self.seg.read_at(&mut buf, self.pos)?;
+        self.chunk = Bytes::from(buf);
+        self.chunk_pos = self.pos;
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! (torn and damaged files), and a property test against an in-memory model.
 
 mod basic;
+mod cleaning;
 mod faults;
 mod model;
 
