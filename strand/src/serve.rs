@@ -28,15 +28,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let admin = bind("admin", config.admin_addr).await?;
     let kafka = bind("kafka", config.kafka_addr).await?;
     let registry = bind("registry", config.registry_addr).await?;
-    let _ = (kafka, registry);
+    let _ = kafka;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let admin_task = tokio::spawn(serve_admin(admin, shutdown_rx.clone()));
+    let registry_task = tokio::spawn(serve_registry(registry, shutdown_rx.clone()));
 
     wait_for_signal().await?;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     admin_task.await.context("admin server task")??;
+    registry_task.await.context("registry server task")??;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -87,6 +89,22 @@ async fn serve_admin(
         })
         .await
         .context("admin server")
+}
+
+async fn serve_registry(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let log = std::sync::Arc::new(strand_registry::MemoryLog::new());
+    let registry = strand_registry::Registry::open(log, strand_registry::Options::default())
+        .context("opening the schema registry")?;
+    let app = strand_registry::router(std::sync::Arc::new(registry));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .context("registry server")
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -1,0 +1,79 @@
+//! `/schemas/...`: schemas by global id (the hot path: a precomputed body per id), the
+//! supported schema types, and the list of every schema.
+
+use axum::extract::State;
+
+use super::{ApiError, ApiResult, Params, PathParams, Shared, json, raw_json};
+
+fn parse_id(text: &str) -> Result<u32, ApiError> {
+    match text.parse::<i64>() {
+        Ok(id) if (1..=i64::from(u32::MAX)).contains(&id) => Ok(id as u32),
+        Ok(id) => Err(ApiError::new(40403, format!("Schema {id} not found"))),
+        Err(_) => Err(ApiError::new(404, "HTTP 404 Not Found")),
+    }
+}
+
+pub(super) async fn by_id(
+    State(registry): State<Shared>,
+    PathParams(id): PathParams<String>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    match registry.schema_body_by_id(id) {
+        Some(body) => Ok(raw_json(body)),
+        None => Err(ApiError::new(40403, format!("Schema {id} not found"))),
+    }
+}
+
+pub(super) async fn text_by_id(
+    State(registry): State<Shared>,
+    PathParams(id): PathParams<String>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    Ok(raw_json(registry.schema_text_by_id(id)?.into()))
+}
+
+pub(super) async fn versions_of_id(
+    State(registry): State<Shared>,
+    PathParams(id): PathParams<String>,
+    params: Params,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let versions: Vec<serde_json::Value> = registry
+        .id_versions(id, params.flag("deleted"))?
+        .into_iter()
+        .map(|(subject, version)| serde_json::json!({"subject": subject, "version": version}))
+        .collect();
+    Ok(json(&versions))
+}
+
+pub(super) async fn subjects_of_id(
+    State(registry): State<Shared>,
+    PathParams(id): PathParams<String>,
+    params: Params,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let mut subjects: Vec<String> = registry
+        .id_versions(id, params.flag("deleted"))?
+        .into_iter()
+        .map(|(subject, _)| subject)
+        .collect();
+    subjects.dedup();
+    Ok(json(&subjects))
+}
+
+pub(super) async fn types() -> ApiResult {
+    Ok(json(&["AVRO"]))
+}
+
+pub(super) async fn list(State(registry): State<Shared>, params: Params) -> ApiResult {
+    let all: Vec<serde_json::Value> = registry
+        .all_versions(
+            params.get("subjectPrefix").unwrap_or(""),
+            params.flag("deleted"),
+            params.flag("latestOnly"),
+        )
+        .iter()
+        .map(|v| v.to_json())
+        .collect();
+    Ok(json(&all))
+}

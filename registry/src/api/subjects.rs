@@ -1,0 +1,130 @@
+//! `/subjects/...` and `/compatibility/subjects/...`: registering, listing, looking up,
+//! deleting and compatibility-testing the versions of a subject.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+
+use super::{ApiResult, JsonBody, Params, PathParams, Shared, json};
+use crate::registry::{SchemaRequest, VersionSpec};
+
+pub(super) async fn list(State(registry): State<Shared>, params: Params) -> ApiResult {
+    let prefix = params.get("subjectPrefix").unwrap_or("");
+    Ok(json(&registry.subjects(prefix, params.flag("deleted"))))
+}
+
+pub(super) async fn versions(
+    State(registry): State<Shared>,
+    PathParams(subject): PathParams<String>,
+    params: Params,
+) -> ApiResult {
+    Ok(json(&registry.versions(&subject, params.flag("deleted"))?))
+}
+
+pub(super) async fn register(
+    State(registry): State<Shared>,
+    PathParams(subject): PathParams<String>,
+    params: Params,
+    JsonBody(request): JsonBody<SchemaRequest>,
+) -> ApiResult {
+    let id = registry
+        .register(&subject, &request, params.flag("normalize"))
+        .await?;
+    Ok(json(&serde_json::json!({ "id": id })))
+}
+
+pub(super) async fn version(
+    State(registry): State<Shared>,
+    PathParams((subject, version)): PathParams<(String, String)>,
+    params: Params,
+) -> ApiResult {
+    let spec = VersionSpec::parse(&version)?;
+    let found = registry.version(&subject, spec, params.flag("deleted"))?;
+    Ok(json(&found.to_json()))
+}
+
+pub(super) async fn version_schema(
+    State(registry): State<Shared>,
+    PathParams((subject, version)): PathParams<(String, String)>,
+    params: Params,
+) -> ApiResult {
+    let spec = VersionSpec::parse(&version)?;
+    let found = registry.version(&subject, spec, params.flag("deleted"))?;
+    Ok(super::raw_json(found.schema().to_string().into()))
+}
+
+pub(super) async fn referenced_by(
+    State(registry): State<Shared>,
+    PathParams((subject, version)): PathParams<(String, String)>,
+) -> ApiResult {
+    let spec = VersionSpec::parse(&version)?;
+    Ok(json(&registry.referenced_by(&subject, spec)?))
+}
+
+pub(super) async fn lookup(
+    State(registry): State<Shared>,
+    PathParams(subject): PathParams<String>,
+    params: Params,
+    JsonBody(request): JsonBody<SchemaRequest>,
+) -> ApiResult {
+    let found = registry.lookup(
+        &subject,
+        &request,
+        params.flag("normalize"),
+        params.flag("deleted"),
+    )?;
+    Ok(json(&found.to_json()))
+}
+
+pub(super) async fn delete_subject(
+    State(registry): State<Shared>,
+    PathParams(subject): PathParams<String>,
+    params: Params,
+) -> ApiResult {
+    let deleted = registry
+        .delete_subject(&subject, params.flag("permanent"))
+        .await?;
+    Ok(json(&deleted))
+}
+
+pub(super) async fn delete_version(
+    State(registry): State<Shared>,
+    PathParams((subject, version)): PathParams<(String, String)>,
+    params: Params,
+) -> ApiResult {
+    let spec = VersionSpec::parse(&version)?;
+    let deleted = registry
+        .delete_version(&subject, spec, params.flag("permanent"))
+        .await?;
+    Ok(json(&deleted))
+}
+
+fn compatibility_response(messages: Vec<String>, verbose: bool) -> axum::response::Response {
+    let mut body = serde_json::json!({ "is_compatible": messages.is_empty() });
+    if verbose {
+        body["messages"] = messages.into();
+    }
+    json(&body).into_response()
+}
+
+pub(super) async fn compatibility_all(
+    State(registry): State<Shared>,
+    PathParams(subject): PathParams<String>,
+    params: Params,
+    JsonBody(request): JsonBody<SchemaRequest>,
+) -> ApiResult {
+    let messages =
+        registry.test_compatibility(&subject, None, &request, params.flag("normalize"))?;
+    Ok(compatibility_response(messages, params.flag("verbose")))
+}
+
+pub(super) async fn compatibility_version(
+    State(registry): State<Shared>,
+    PathParams((subject, version)): PathParams<(String, String)>,
+    params: Params,
+    JsonBody(request): JsonBody<SchemaRequest>,
+) -> ApiResult {
+    let spec = VersionSpec::parse(&version)?;
+    let messages =
+        registry.test_compatibility(&subject, Some(spec), &request, params.flag("normalize"))?;
+    Ok(compatibility_response(messages, params.flag("verbose")))
+}

@@ -1,0 +1,974 @@
+//! [`Registry`]: the operations of the schema registry over its store. Reads take a short
+//! read lock on the replayed [`State`]; the hot `/schemas/ids/{id}` lookup does not even do
+//! that, it reads the response body precomputed per id from a `DashMap`. Every change runs
+//! under one writer lock: decide the events from the current state, append them durably to
+//! the [`SchemaLog`], then apply them — the same `apply` a restart replays.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use serde::Deserialize;
+
+use crate::compat::{self, Graph, Level, Previous};
+use crate::error::RegistryError;
+use crate::mode::Mode;
+use crate::schema;
+use crate::store::{
+    Event, LogRecord, SchemaContent, SchemaLog, SchemaReference, State, VersionValue,
+};
+
+/// Limits and identity of a registry.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Largest schema text accepted (42209 above).
+    pub max_schema_bytes: usize,
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// The Kafka cluster id reported by `/v1/metadata/id`.
+    pub kafka_cluster_id: String,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_schema_bytes: 1024 * 1024,
+            max_body_bytes: 8 * 1024 * 1024,
+            kafka_cluster_id: "strand".to_string(),
+        }
+    }
+}
+
+/// A schema registration or lookup request, as POSTed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SchemaRequest {
+    /// The schema text.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// `AVRO` when absent.
+    #[serde(rename = "schemaType", default)]
+    pub schema_type: Option<String>,
+    /// Named types in other subjects.
+    #[serde(default)]
+    pub references: Option<Vec<SchemaReference>>,
+    /// Explicit id (IMPORT mode).
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// Explicit version (IMPORT mode).
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+/// A version given in a path: a number, or the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSpec {
+    /// The latest version.
+    Latest,
+    /// A version number (1 or more).
+    Number(u32),
+}
+
+impl VersionSpec {
+    /// Parses `latest`, `-1` or a number in [1, 2^31-1]; anything else is 42202.
+    pub fn parse(text: &str) -> Result<VersionSpec, RegistryError> {
+        if text == "latest" || text == "-1" {
+            return Ok(VersionSpec::Latest);
+        }
+        match text.parse::<i64>() {
+            Ok(n) if (1..=i64::from(i32::MAX)).contains(&n) => Ok(VersionSpec::Number(n as u32)),
+            _ => Err(RegistryError::InvalidVersion(text.to_string())),
+        }
+    }
+}
+
+/// One subject version with its schema.
+#[derive(Debug, Clone)]
+pub struct SubjectVersion {
+    /// The subject.
+    pub subject: String,
+    /// The version.
+    pub version: u32,
+    /// Its global schema id.
+    pub id: u32,
+    pub(crate) content: Arc<SchemaContent>,
+}
+
+impl SubjectVersion {
+    /// The schema text.
+    pub fn schema(&self) -> &str {
+        &self.content.schema
+    }
+
+    /// Confluent's JSON of a subject version.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "subject": self.subject,
+            "version": self.version,
+            "id": self.id,
+            "schema": self.content.schema,
+        });
+        if let Some(t) = &self.content.schema_type {
+            v["schemaType"] = t.clone().into();
+        }
+        if !self.content.references.is_empty() {
+            v["references"] = serde_json::to_value(&self.content.references).unwrap_or_default();
+        }
+        v
+    }
+}
+
+/// The schema registry.
+pub struct Registry {
+    log: Arc<dyn SchemaLog>,
+    state: RwLock<State>,
+    by_id: DashMap<u32, Bytes>,
+    graphs: Mutex<HashMap<u32, Arc<Graph>>>,
+    writer: tokio::sync::Mutex<()>,
+    options: Options,
+}
+
+/// Subjects may not be empty, hold control characters or be the reserved names.
+fn check_subject(subject: &str) -> Result<(), RegistryError> {
+    if subject.is_empty()
+        || subject.chars().any(char::is_control)
+        || subject == "__GLOBAL"
+        || subject == "__EMPTY"
+    {
+        return Err(RegistryError::InvalidSubject);
+    }
+    Ok(())
+}
+
+fn id_body(content: &SchemaContent) -> Bytes {
+    let mut v = serde_json::json!({ "schema": content.schema });
+    if let Some(t) = &content.schema_type {
+        v["schemaType"] = t.clone().into();
+    }
+    if !content.references.is_empty() {
+        v["references"] = serde_json::to_value(&content.references).unwrap_or_default();
+    }
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+impl Registry {
+    /// Opens a registry over `log`, replaying it (blocking).
+    pub fn open(log: Arc<dyn SchemaLog>, options: Options) -> Result<Registry, RegistryError> {
+        let mut state = State::default();
+        let records = log.replay()?;
+        let mut skipped = 0usize;
+        for record in &records {
+            match Event::decode(record) {
+                Ok(event) => state.apply(&event),
+                Err(e) => {
+                    skipped += 1;
+                    tracing::warn!(%e, "skipping a schema log record");
+                }
+            }
+        }
+        let registry = Registry {
+            log,
+            state: RwLock::new(state),
+            by_id: DashMap::new(),
+            graphs: Mutex::new(HashMap::new()),
+            writer: tokio::sync::Mutex::new(()),
+            options,
+        };
+        registry.rebuild_indexes();
+        tracing::info!(records = records.len(), skipped, "schema store replayed");
+        Ok(registry)
+    }
+
+    /// The options the registry was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-applied in a way reads
+        // care about, so a poisoned lock is still read.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rebuild_indexes(&self) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<u32> = state.schemas.keys().copied().collect();
+        ids.sort_unstable();
+        let mut identities = HashMap::new();
+        for id in ids {
+            let Some(content) = state.schemas.get(&id).cloned() else {
+                continue;
+            };
+            match self.parse_content(&state, &content) {
+                Ok((parsed, graph)) => {
+                    identities.insert(parsed, id);
+                    if let Ok(mut graphs) = self.graphs.lock() {
+                        graphs.insert(id, graph);
+                    }
+                }
+                Err(e) => tracing::warn!(id, %e, "stored schema no longer parses"),
+            }
+            if state.id_in_use(id) {
+                self.by_id.insert(id, id_body(&content));
+            }
+        }
+        state.identities = identities;
+    }
+
+    fn parse_content(
+        &self,
+        state: &State,
+        content: &SchemaContent,
+    ) -> Result<(String, Arc<Graph>), RegistryError> {
+        let resolved = resolve_references(state, &content.references)?;
+        let parsed = schema::parse(&content.schema, &content.references, &resolved)?;
+        Ok((parsed.identity, Arc::new(parsed.graph)))
+    }
+
+    fn graph(&self, state: &State, id: u32) -> Result<Arc<Graph>, RegistryError> {
+        if let Some(g) = self.graphs.lock().ok().and_then(|g| g.get(&id).cloned()) {
+            return Ok(g);
+        }
+        let content = state
+            .schemas
+            .get(&id)
+            .ok_or(RegistryError::SchemaIdNotFound(id))?;
+        let (_, graph) = self.parse_content(state, content)?;
+        if let Ok(mut graphs) = self.graphs.lock() {
+            graphs.insert(id, graph.clone());
+        }
+        Ok(graph)
+    }
+
+    /// Appends events durably, then applies them. The caller holds the writer lock.
+    async fn commit(&self, events: Vec<Event>) -> Result<(), RegistryError> {
+        let records: Vec<LogRecord> = events.iter().map(Event::encode).collect();
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.append(&records))
+            .await
+            .map_err(|e| RegistryError::Store(crate::store::StoreError(e.to_string())))??;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for event in &events {
+            state.apply(event);
+            match event {
+                Event::Version(v) => {
+                    if !self.by_id.contains_key(&v.id)
+                        && let Some(content) = state.schemas.get(&v.id)
+                    {
+                        self.by_id.insert(v.id, id_body(content));
+                    }
+                }
+                Event::VersionGone { .. } => {
+                    let gone: Vec<u32> = self
+                        .by_id
+                        .iter()
+                        .map(|e| *e.key())
+                        .filter(|id| !state.id_in_use(*id))
+                        .collect();
+                    for id in gone {
+                        self.by_id.remove(&id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The precomputed body of `GET /schemas/ids/{id}`.
+    pub fn schema_body_by_id(&self, id: u32) -> Option<Bytes> {
+        self.by_id.get(&id).map(|b| b.clone())
+    }
+
+    /// The subject versions using a schema id.
+    pub fn id_versions(&self, id: u32, deleted: bool) -> Result<Vec<(String, u32)>, RegistryError> {
+        let state = self.read();
+        if !state.id_in_use(id) {
+            return Err(RegistryError::SchemaIdNotFound(id));
+        }
+        Ok(state.versions_of_id(id, deleted))
+    }
+
+    /// The raw schema text of an id.
+    pub fn schema_text_by_id(&self, id: u32) -> Result<String, RegistryError> {
+        let state = self.read();
+        match state.schemas.get(&id) {
+            Some(content) if state.id_in_use(id) => Ok(content.schema.clone()),
+            _ => Err(RegistryError::SchemaIdNotFound(id)),
+        }
+    }
+
+    /// Subjects with a live version (or any, with `deleted`), filtered by prefix.
+    pub fn subjects(&self, prefix: &str, deleted: bool) -> Vec<String> {
+        let state = self.read();
+        state
+            .subjects
+            .iter()
+            .filter(|(name, vs)| {
+                name.starts_with(prefix) && (deleted || vs.values().any(|v| !v.deleted))
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Every subject version (latest only with `latest_only`).
+    pub fn all_versions(
+        &self,
+        prefix: &str,
+        deleted: bool,
+        latest_only: bool,
+    ) -> Vec<SubjectVersion> {
+        let state = self.read();
+        let mut out = Vec::new();
+        for (subject, vs) in state.subjects.iter().filter(|(s, _)| s.starts_with(prefix)) {
+            let mut chosen: Vec<(u32, u32)> = vs
+                .iter()
+                .filter(|(_, v)| deleted || !v.deleted)
+                .map(|(n, v)| (*n, v.id))
+                .collect();
+            if latest_only {
+                chosen = chosen.pop().into_iter().collect();
+            }
+            for (version, id) in chosen {
+                if let Some(content) = state.schemas.get(&id) {
+                    out.push(SubjectVersion {
+                        subject: subject.clone(),
+                        version,
+                        id,
+                        content: content.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The versions of a subject.
+    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<u32>, RegistryError> {
+        let state = self.read();
+        let versions: Vec<u32> = state
+            .subjects
+            .get(subject)
+            .map(|vs| {
+                vs.iter()
+                    .filter(|(_, v)| deleted || !v.deleted)
+                    .map(|(n, _)| *n)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if versions.is_empty() {
+            return Err(RegistryError::SubjectNotFound(subject.to_string()));
+        }
+        Ok(versions)
+    }
+
+    fn find_version(
+        state: &State,
+        subject: &str,
+        spec: VersionSpec,
+        deleted: bool,
+    ) -> Result<(u32, u32, bool), RegistryError> {
+        let versions = state
+            .subjects
+            .get(subject)
+            .filter(|vs| deleted || vs.values().any(|v| !v.deleted))
+            .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
+        match spec {
+            VersionSpec::Latest => versions
+                .iter()
+                .rev()
+                .find(|(_, v)| deleted || !v.deleted)
+                .map(|(n, v)| (*n, v.id, v.deleted))
+                .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string())),
+            VersionSpec::Number(n) => match versions.get(&n) {
+                Some(v) if deleted || !v.deleted => Ok((n, v.id, v.deleted)),
+                _ => Err(RegistryError::VersionNotFound(n)),
+            },
+        }
+    }
+
+    /// One version of a subject.
+    pub fn version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        deleted: bool,
+    ) -> Result<SubjectVersion, RegistryError> {
+        let state = self.read();
+        let (version, id, _) = Self::find_version(&state, subject, spec, deleted)?;
+        let content = state
+            .schemas
+            .get(&id)
+            .cloned()
+            .ok_or(RegistryError::SchemaIdNotFound(id))?;
+        Ok(SubjectVersion {
+            subject: subject.to_string(),
+            version,
+            id,
+            content,
+        })
+    }
+
+    /// Ids of the schemas referencing a subject version.
+    pub fn referenced_by(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+    ) -> Result<Vec<u32>, RegistryError> {
+        let state = self.read();
+        let (version, _, _) = Self::find_version(&state, subject, spec, false)?;
+        Ok(state.referenced_by(subject, version))
+    }
+
+    fn check_request(&self, subject: &str, request: &SchemaRequest) -> Result<(), RegistryError> {
+        check_subject(subject)?;
+        schema::check_type(request.schema_type.as_deref())?;
+        let text = request.schema.as_deref().unwrap_or("");
+        if text.len() > self.options.max_schema_bytes {
+            return Err(RegistryError::SchemaTooLarge {
+                size: text.len(),
+                limit: self.options.max_schema_bytes,
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(RegistryError::InvalidSchema("the schema is empty".into()));
+        }
+        Ok(())
+    }
+
+    fn parse_request(
+        &self,
+        state: &State,
+        request: &SchemaRequest,
+    ) -> Result<schema::Parsed, RegistryError> {
+        let references = request.references.clone().unwrap_or_default();
+        let resolved = resolve_references(state, &references)?;
+        schema::parse(
+            request.schema.as_deref().unwrap_or(""),
+            &references,
+            &resolved,
+        )
+    }
+
+    /// Registers a schema under a subject and returns its global id.
+    pub async fn register(
+        &self,
+        subject: &str,
+        request: &SchemaRequest,
+        normalize: bool,
+    ) -> Result<u32, RegistryError> {
+        self.check_request(subject, request)?;
+        let _writer = self.writer.lock().await;
+        let (events, id, parsed) = {
+            let state = self.read();
+            let mode = state.mode_for(subject);
+            if mode.read_only() {
+                return Err(RegistryError::OperationNotPermitted(format!(
+                    "Subject {subject} is in read-only mode"
+                )));
+            }
+            let parsed = self.parse_request(&state, request)?;
+            let existing = state.identities.get(&parsed.identity).copied();
+            let versions = state.subjects.get(subject);
+            if let Some(id) = existing
+                && let Some(vs) = versions
+                && vs.values().any(|v| v.id == id && !v.deleted)
+                && request.version.is_none()
+            {
+                return Ok(id);
+            }
+            let import = mode == Mode::Import;
+            let id = match (request.id, existing) {
+                (Some(given), _) if given <= 0 || given > i64::from(i32::MAX) => {
+                    return Err(RegistryError::InvalidSchema(format!(
+                        "invalid schema id {given}"
+                    )));
+                }
+                (Some(given), Some(known)) if given as u32 != known => {
+                    return Err(RegistryError::OperationNotPermitted(format!(
+                        "Overwrite new schema with id {given} is not permitted."
+                    )));
+                }
+                (Some(given), None) if !import => {
+                    return Err(RegistryError::OperationNotPermitted(format!(
+                        "Subject {subject} is not in import mode; an id ({given}) may be given only in IMPORT mode"
+                    )));
+                }
+                (Some(given), None) => {
+                    let given = given as u32;
+                    if state.schemas.contains_key(&given) {
+                        return Err(RegistryError::OperationNotPermitted(format!(
+                            "Overwrite new schema with id {given} is not permitted."
+                        )));
+                    }
+                    given
+                }
+                (_, Some(known)) => known,
+                (None, None) => state.max_id + 1,
+            };
+            let max_version = versions
+                .and_then(|vs| vs.keys().next_back().copied())
+                .unwrap_or(0);
+            let version = match request.version {
+                Some(v) if !import => {
+                    return Err(RegistryError::OperationNotPermitted(format!(
+                        "Subject {subject} is not in import mode; a version ({v}) may be given only in IMPORT mode"
+                    )));
+                }
+                Some(v) if v <= 0 || v > i64::from(i32::MAX) => {
+                    return Err(RegistryError::InvalidVersion(v.to_string()));
+                }
+                Some(v) => {
+                    let v = v as u32;
+                    if versions.is_some_and(|vs| vs.contains_key(&v)) {
+                        return Err(RegistryError::OperationNotPermitted(format!(
+                            "Subject {subject} already has a version {v}"
+                        )));
+                    }
+                    v
+                }
+                None => max_version + 1,
+            };
+            if !import {
+                let level = state.level_for(subject);
+                let messages = self.check_against(&state, subject, &parsed.graph, level, None)?;
+                if !messages.is_empty() {
+                    return Err(RegistryError::Incompatible {
+                        subject: subject.to_string(),
+                        messages,
+                    });
+                }
+            }
+            let mut events = Vec::new();
+            if existing.is_none() {
+                let references = request.references.clone().unwrap_or_default();
+                events.push(Event::SchemaId(SchemaContent {
+                    id,
+                    schema: if normalize {
+                        parsed.normalized.clone()
+                    } else {
+                        request.schema.clone().unwrap_or_default()
+                    },
+                    schema_type: None,
+                    references,
+                }));
+            }
+            events.push(Event::Version(VersionValue {
+                subject: subject.to_string(),
+                version,
+                id,
+                deleted: false,
+            }));
+            (events, id, parsed)
+        };
+        self.commit(events).await?;
+        if let Ok(mut graphs) = self.graphs.lock() {
+            graphs.entry(id).or_insert_with(|| Arc::new(parsed.graph));
+        }
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.identities.entry(parsed.identity).or_insert(id);
+        Ok(id)
+    }
+
+    /// Compatibility messages of `graph` against the subject's versions under `level` (all
+    /// the level asks for, or just `only`).
+    fn check_against(
+        &self,
+        state: &State,
+        subject: &str,
+        graph: &Graph,
+        level: Level,
+        only: Option<(u32, u32)>,
+    ) -> Result<Vec<String>, RegistryError> {
+        if level == Level::None {
+            return Ok(Vec::new());
+        }
+        let mut chosen: Vec<(u32, u32)> = match only {
+            Some(one) => vec![one],
+            None => state.live_versions(subject),
+        };
+        chosen.reverse();
+        if !level.transitive() {
+            chosen.truncate(1);
+        }
+        let mut graphs = Vec::with_capacity(chosen.len());
+        for (version, id) in &chosen {
+            let content = state
+                .schemas
+                .get(id)
+                .ok_or(RegistryError::SchemaIdNotFound(*id))?;
+            graphs.push((*version, content.clone(), self.graph(state, *id)?));
+        }
+        let previous: Vec<Previous<'_>> = graphs
+            .iter()
+            .map(|(version, content, graph)| Previous {
+                version: *version,
+                schema_text: &content.schema,
+                graph,
+            })
+            .collect();
+        Ok(compat::check_level(level, graph, &previous))
+    }
+
+    /// Tests a schema against a subject (all versions the level asks for, or one version);
+    /// returns the messages, empty when compatible.
+    pub fn test_compatibility(
+        &self,
+        subject: &str,
+        spec: Option<VersionSpec>,
+        request: &SchemaRequest,
+        _normalize: bool,
+    ) -> Result<Vec<String>, RegistryError> {
+        self.check_request(subject, request)?;
+        let state = self.read();
+        let only = match spec {
+            Some(spec) => {
+                let (version, id, _) = Self::find_version(&state, subject, spec, false)?;
+                Some((version, id))
+            }
+            None => None,
+        };
+        let parsed = self.parse_request(&state, request)?;
+        let level = state.level_for(subject);
+        self.check_against(&state, subject, &parsed.graph, level, only)
+    }
+
+    /// Finds the version of a subject holding this schema.
+    pub fn lookup(
+        &self,
+        subject: &str,
+        request: &SchemaRequest,
+        _normalize: bool,
+        deleted: bool,
+    ) -> Result<SubjectVersion, RegistryError> {
+        self.check_request(subject, request)?;
+        let state = self.read();
+        let versions = state
+            .subjects
+            .get(subject)
+            .filter(|vs| deleted || vs.values().any(|v| !v.deleted))
+            .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
+        let parsed = self.parse_request(&state, request)?;
+        let id = state
+            .identities
+            .get(&parsed.identity)
+            .copied()
+            .ok_or(RegistryError::SchemaNotFound)?;
+        let (version, _) = versions
+            .iter()
+            .find(|(_, v)| v.id == id && (deleted || !v.deleted))
+            .ok_or(RegistryError::SchemaNotFound)?;
+        let content = state
+            .schemas
+            .get(&id)
+            .cloned()
+            .ok_or(RegistryError::SchemaNotFound)?;
+        Ok(SubjectVersion {
+            subject: subject.to_string(),
+            version: *version,
+            id,
+            content,
+        })
+    }
+
+    fn check_writable(state: &State, subject: &str) -> Result<(), RegistryError> {
+        if state.mode_for(subject).read_only() {
+            return Err(RegistryError::OperationNotPermitted(format!(
+                "Subject {subject} is in read-only mode"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes a subject: soft (its versions are hidden) or, once soft-deleted, permanently.
+    pub async fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<u32>, RegistryError> {
+        let _writer = self.writer.lock().await;
+        let (events, deleted) = {
+            let state = self.read();
+            Self::check_writable(&state, subject)?;
+            let versions = state
+                .subjects
+                .get(subject)
+                .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
+            let any_live = versions.values().any(|v| !v.deleted);
+            for (n, v) in versions {
+                if !v.deleted && !state.referenced_by(subject, *n).is_empty() {
+                    return Err(RegistryError::ReferenceExists(subject.to_string(), *n));
+                }
+            }
+            if permanent {
+                if any_live {
+                    return Err(RegistryError::SubjectNotSoftDeleted(subject.to_string()));
+                }
+                let numbers: Vec<u32> = versions.keys().copied().collect();
+                let events = numbers
+                    .iter()
+                    .map(|n| Event::VersionGone {
+                        subject: subject.to_string(),
+                        version: *n,
+                    })
+                    .collect();
+                (events, numbers)
+            } else {
+                if !any_live {
+                    return Err(RegistryError::SubjectSoftDeleted(subject.to_string()));
+                }
+                let live: Vec<(u32, u32)> = state.live_versions(subject);
+                let events = live
+                    .iter()
+                    .map(|(n, id)| {
+                        Event::Version(VersionValue {
+                            subject: subject.to_string(),
+                            version: *n,
+                            id: *id,
+                            deleted: true,
+                        })
+                    })
+                    .collect();
+                (events, live.into_iter().map(|(n, _)| n).collect())
+            }
+        };
+        self.commit(events).await?;
+        Ok(deleted)
+    }
+
+    /// Deletes one version: soft, or once soft-deleted, permanently.
+    pub async fn delete_version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        permanent: bool,
+    ) -> Result<u32, RegistryError> {
+        let _writer = self.writer.lock().await;
+        let (event, version) = {
+            let state = self.read();
+            Self::check_writable(&state, subject)?;
+            let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
+            let (version, id, was_deleted) =
+                Self::find_version(&state, subject, spec, include_deleted)?;
+            if permanent {
+                if !was_deleted {
+                    return Err(RegistryError::VersionNotSoftDeleted(
+                        subject.to_string(),
+                        version,
+                    ));
+                }
+                (
+                    Event::VersionGone {
+                        subject: subject.to_string(),
+                        version,
+                    },
+                    version,
+                )
+            } else {
+                if was_deleted {
+                    return Err(RegistryError::VersionSoftDeleted(
+                        subject.to_string(),
+                        version,
+                    ));
+                }
+                if !state.referenced_by(subject, version).is_empty() {
+                    return Err(RegistryError::ReferenceExists(subject.to_string(), version));
+                }
+                (
+                    Event::Version(VersionValue {
+                        subject: subject.to_string(),
+                        version,
+                        id,
+                        deleted: true,
+                    }),
+                    version,
+                )
+            }
+        };
+        self.commit(vec![event]).await?;
+        Ok(version)
+    }
+
+    /// The compatibility level of a subject (or the global one).
+    pub fn config(
+        &self,
+        subject: Option<&str>,
+        default_to_global: bool,
+    ) -> Result<Level, RegistryError> {
+        let state = self.read();
+        match subject {
+            None => Ok(state.global_level.unwrap_or(Level::Backward)),
+            Some(s) => match state.subject_levels.get(s) {
+                Some(level) => Ok(*level),
+                None if default_to_global => Ok(state.global_level.unwrap_or(Level::Backward)),
+                None => Err(RegistryError::NoSubjectConfig(s.to_string())),
+            },
+        }
+    }
+
+    /// Sets the compatibility level of a subject (or the global one).
+    pub async fn set_config(
+        &self,
+        subject: Option<&str>,
+        level: &str,
+    ) -> Result<Level, RegistryError> {
+        if let Some(s) = subject {
+            check_subject(s)?;
+        }
+        let level: Level = level
+            .parse()
+            .map_err(|_| RegistryError::InvalidCompatibilityLevel)?;
+        let _writer = self.writer.lock().await;
+        self.commit(vec![Event::Config {
+            subject: subject.map(str::to_string),
+            level: Some(level.as_str().to_string()),
+        }])
+        .await?;
+        Ok(level)
+    }
+
+    /// Removes a subject's (or the global) level; returns the level it had.
+    pub async fn delete_config(&self, subject: Option<&str>) -> Result<Level, RegistryError> {
+        let _writer = self.writer.lock().await;
+        let previous = {
+            let state = self.read();
+            match subject {
+                None => state.global_level.unwrap_or(Level::Backward),
+                Some(s) => *state
+                    .subject_levels
+                    .get(s)
+                    .ok_or_else(|| RegistryError::NoSubjectConfig(s.to_string()))?,
+            }
+        };
+        self.commit(vec![Event::Config {
+            subject: subject.map(str::to_string),
+            level: None,
+        }])
+        .await?;
+        Ok(previous)
+    }
+
+    /// The mode of a subject (or the global one).
+    pub fn mode(
+        &self,
+        subject: Option<&str>,
+        default_to_global: bool,
+    ) -> Result<Mode, RegistryError> {
+        let state = self.read();
+        match subject {
+            None => Ok(state.global_mode.unwrap_or(Mode::ReadWrite)),
+            Some(s) => match state.subject_modes.get(s) {
+                Some(mode) => Ok(*mode),
+                None if default_to_global => Ok(state.global_mode.unwrap_or(Mode::ReadWrite)),
+                None => Err(RegistryError::NoSubjectMode(s.to_string())),
+            },
+        }
+    }
+
+    /// Sets the mode of a subject (or the global one). IMPORT is refused while schemas exist
+    /// unless `force`.
+    pub async fn set_mode(
+        &self,
+        subject: Option<&str>,
+        mode: &str,
+        force: bool,
+    ) -> Result<Mode, RegistryError> {
+        if let Some(s) = subject {
+            check_subject(s)?;
+        }
+        let mode: Mode = mode.parse().map_err(|_| RegistryError::InvalidMode)?;
+        let _writer = self.writer.lock().await;
+        if mode == Mode::Import && !force {
+            let state = self.read();
+            let existing = match subject {
+                None => !state.subjects.is_empty(),
+                Some(s) => state.subjects.contains_key(s),
+            };
+            if existing {
+                return Err(RegistryError::OperationNotPermitted(
+                    "Cannot import since found existing subjects".into(),
+                ));
+            }
+        }
+        self.commit(vec![Event::Mode {
+            subject: subject.map(str::to_string),
+            mode: Some(mode.as_str().to_string()),
+        }])
+        .await?;
+        Ok(mode)
+    }
+
+    /// Removes a subject's (or the global) mode; returns the mode it had.
+    pub async fn delete_mode(&self, subject: Option<&str>) -> Result<Mode, RegistryError> {
+        let _writer = self.writer.lock().await;
+        let previous = {
+            let state = self.read();
+            match subject {
+                None => state.global_mode.unwrap_or(Mode::ReadWrite),
+                Some(s) => *state
+                    .subject_modes
+                    .get(s)
+                    .ok_or_else(|| RegistryError::NoSubjectMode(s.to_string()))?,
+            }
+        };
+        self.commit(vec![Event::Mode {
+            subject: subject.map(str::to_string),
+            mode: None,
+        }])
+        .await?;
+        Ok(previous)
+    }
+}
+
+/// The schema texts a list of references needs, transitively, dependencies first, each once.
+fn resolve_references(
+    state: &State,
+    references: &[SchemaReference],
+) -> Result<Vec<String>, RegistryError> {
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for r in references {
+        resolve_one(state, r, &mut out, &mut seen, 0)?;
+    }
+    Ok(out)
+}
+
+fn resolve_one(
+    state: &State,
+    r: &SchemaReference,
+    out: &mut Vec<String>,
+    seen: &mut Vec<(String, u32)>,
+    depth: usize,
+) -> Result<(), RegistryError> {
+    const MAX_DEPTH: usize = 32;
+    if depth > MAX_DEPTH {
+        return Err(RegistryError::InvalidSchema(
+            "references nest too deeply".into(),
+        ));
+    }
+    let key = (r.subject.clone(), r.version);
+    if seen.contains(&key) {
+        return Ok(());
+    }
+    let id = state
+        .subjects
+        .get(&r.subject)
+        .and_then(|vs| vs.get(&r.version))
+        .map(|v| v.id)
+        .ok_or_else(|| {
+            RegistryError::InvalidSchema(format!(
+                "reference {:?} to subject '{}' version {} not found",
+                r.name, r.subject, r.version
+            ))
+        })?;
+    let content = state
+        .schemas
+        .get(&id)
+        .ok_or(RegistryError::SchemaIdNotFound(id))?;
+    seen.push(key);
+    for nested in &content.references {
+        resolve_one(state, nested, out, seen, depth + 1)?;
+    }
+    out.push(content.schema.clone());
+    Ok(())
+}

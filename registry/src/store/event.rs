@@ -1,0 +1,257 @@
+//! The events of the schema store and their encoding as key/value records, modelled on
+//! Confluent's `_schemas` topic: the key names what the record is about (a subject version, a
+//! config, a mode, a schema id) and the value is its latest state as JSON, or absent (a
+//! tombstone) once it is gone. Because a later record with the same key replaces an earlier
+//! one, the log may be compacted by key without changing what a replay produces.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::LogRecord;
+
+/// A reference from one schema to a named type in another subject's version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SchemaReference {
+    /// The referenced type's full name as the referencing schema uses it.
+    pub name: String,
+    /// The subject holding the referenced schema.
+    pub subject: String,
+    /// The version of that subject.
+    pub version: u32,
+}
+
+/// The content of a global schema id: what `/schemas/ids/{id}` serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SchemaContent {
+    pub id: u32,
+    pub schema: String,
+    #[serde(
+        rename = "schemaType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schema_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<SchemaReference>,
+}
+
+/// One version of a subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct VersionValue {
+    pub subject: String,
+    pub version: u32,
+    pub id: u32,
+    pub deleted: bool,
+}
+
+/// A state change of the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Event {
+    /// A global id now stands for this schema (never removed, so ids are never reused).
+    SchemaId(SchemaContent),
+    /// A subject version was registered, or soft-deleted (`deleted`).
+    Version(VersionValue),
+    /// A subject version was permanently deleted.
+    VersionGone { subject: String, version: u32 },
+    /// The compatibility level of a subject (`None` = global) was set or removed.
+    Config {
+        subject: Option<String>,
+        level: Option<String>,
+    },
+    /// The mode of a subject (`None` = global) was set or removed.
+    Mode {
+        subject: Option<String>,
+        mode: Option<String>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "keytype")]
+enum Key {
+    #[serde(rename = "SCHEMA_ID")]
+    SchemaId { id: u32, magic: u8 },
+    #[serde(rename = "SCHEMA")]
+    Schema {
+        subject: String,
+        version: u32,
+        magic: u8,
+    },
+    #[serde(rename = "CONFIG")]
+    Config { subject: Option<String>, magic: u8 },
+    #[serde(rename = "MODE")]
+    Mode { subject: Option<String>, magic: u8 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConfigValue {
+    #[serde(rename = "compatibilityLevel")]
+    compatibility_level: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ModeValue {
+    mode: String,
+}
+
+/// A record that is not a registry event.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable schema store record: {0}")]
+pub struct DecodeError(String);
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl Event {
+    /// Encodes the event as a key/value record.
+    pub(crate) fn encode(&self) -> LogRecord {
+        let (key, value) = match self {
+            Event::SchemaId(content) => (
+                Key::SchemaId {
+                    id: content.id,
+                    magic: 0,
+                },
+                Some(json(content)),
+            ),
+            Event::Version(v) => (
+                Key::Schema {
+                    subject: v.subject.clone(),
+                    version: v.version,
+                    magic: 1,
+                },
+                Some(json(v)),
+            ),
+            Event::VersionGone { subject, version } => (
+                Key::Schema {
+                    subject: subject.clone(),
+                    version: *version,
+                    magic: 1,
+                },
+                None,
+            ),
+            Event::Config { subject, level } => (
+                Key::Config {
+                    subject: subject.clone(),
+                    magic: 0,
+                },
+                level.as_ref().map(|l| {
+                    json(&ConfigValue {
+                        compatibility_level: l.clone(),
+                    })
+                }),
+            ),
+            Event::Mode { subject, mode } => (
+                Key::Mode {
+                    subject: subject.clone(),
+                    magic: 0,
+                },
+                mode.as_ref().map(|m| json(&ModeValue { mode: m.clone() })),
+            ),
+        };
+        LogRecord {
+            key: json(&key),
+            value,
+        }
+    }
+
+    /// Decodes a record written by [`Event::encode`].
+    pub(crate) fn decode(record: &LogRecord) -> Result<Event, DecodeError> {
+        let bad = |e: serde_json::Error| DecodeError(e.to_string());
+        let key: Key = serde_json::from_slice(&record.key).map_err(bad)?;
+        let value = record.value.as_deref();
+        Ok(match key {
+            Key::SchemaId { id, .. } => {
+                let Some(value) = value else {
+                    return Err(DecodeError(format!("schema id {id} without a value")));
+                };
+                Event::SchemaId(serde_json::from_slice(value).map_err(bad)?)
+            }
+            Key::Schema {
+                subject, version, ..
+            } => match value {
+                Some(value) => Event::Version(serde_json::from_slice(value).map_err(bad)?),
+                None => Event::VersionGone { subject, version },
+            },
+            Key::Config { subject, .. } => Event::Config {
+                subject,
+                level: match value {
+                    Some(v) => Some(
+                        serde_json::from_slice::<ConfigValue>(v)
+                            .map_err(bad)?
+                            .compatibility_level,
+                    ),
+                    None => None,
+                },
+            },
+            Key::Mode { subject, .. } => Event::Mode {
+                subject,
+                mode: match value {
+                    Some(v) => Some(serde_json::from_slice::<ModeValue>(v).map_err(bad)?.mode),
+                    None => None,
+                },
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_survives_encode_decode() {
+        let events = [
+            Event::SchemaId(SchemaContent {
+                id: 7,
+                schema: "\"int\"".into(),
+                schema_type: None,
+                references: vec![SchemaReference {
+                    name: "a.B".into(),
+                    subject: "b".into(),
+                    version: 2,
+                }],
+            }),
+            Event::Version(VersionValue {
+                subject: "s/ü%".into(),
+                version: 3,
+                id: 7,
+                deleted: true,
+            }),
+            Event::VersionGone {
+                subject: "s".into(),
+                version: 3,
+            },
+            Event::Config {
+                subject: None,
+                level: Some("FULL".into()),
+            },
+            Event::Config {
+                subject: Some("s".into()),
+                level: None,
+            },
+            Event::Mode {
+                subject: Some("s".into()),
+                mode: Some("READONLY".into()),
+            },
+        ];
+        for event in events {
+            assert_eq!(Event::decode(&event.encode()).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn same_subject_version_has_same_key_for_compaction() {
+        let live = Event::Version(VersionValue {
+            subject: "s".into(),
+            version: 1,
+            id: 1,
+            deleted: false,
+        });
+        let gone = Event::VersionGone {
+            subject: "s".into(),
+            version: 1,
+        };
+        assert_eq!(live.encode().key, gone.encode().key);
+        assert!(gone.encode().value.is_none());
+    }
+}

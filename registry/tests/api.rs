@@ -1,0 +1,585 @@
+//! The registry's HTTP API against an in-memory store: Confluent's shapes, status codes and
+//! error codes, as a registry-aware client sees them.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Value, json};
+use strand_registry::{MemoryLog, Options, Registry, SchemaLog, router};
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+}
+
+const CT: &str = "application/vnd.schemaregistry.v1+json";
+
+impl Api {
+    fn new() -> Api {
+        Api::over(Arc::new(MemoryLog::new()))
+    }
+
+    fn over(log: Arc<dyn SchemaLog>) -> Api {
+        let registry = Registry::open(log, Options::default()).unwrap();
+        Api {
+            app: router(Arc::new(registry)),
+        }
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, text) = self
+            .raw(method, uri, body.map(|b| b.to_string()), Some(CT))
+            .await;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<String>,
+        content_type: Option<&str>,
+    ) -> (u16, String) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        if status != 204 {
+            assert_eq!(
+                response.headers()["content-type"],
+                if uri == "/openapi.json" {
+                    "application/json"
+                } else {
+                    CT
+                },
+                "{method} {uri}"
+            );
+        }
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn register(&self, subject: &str, schema: &Value) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/subjects/{subject}/versions"),
+            Some(json!({"schema": schema.to_string()})),
+        )
+        .await
+    }
+}
+
+fn user(fields: Value) -> Value {
+    json!({"type": "record", "name": "User", "namespace": "acme", "fields": fields})
+}
+
+fn v1() -> Value {
+    user(json!([{"name": "id", "type": "long"}]))
+}
+
+fn v2() -> Value {
+    user(json!([
+        {"name": "id", "type": "long"},
+        {"name": "email", "type": ["null", "string"], "default": null}
+    ]))
+}
+
+fn breaking() -> Value {
+    user(json!([{"name": "id", "type": "long"}, {"name": "name", "type": "string"}]))
+}
+
+fn error_code(body: &Value) -> u64 {
+    body["error_code"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn register_then_fetch_by_subject_version_and_id() {
+    let api = Api::new();
+    let (status, body) = api.register("users-value", &v1()).await;
+    assert_eq!((status, &body), (200, &json!({"id": 1})));
+    let (status, body) = api
+        .call("GET", "/subjects/users-value/versions/1", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["subject"], "users-value");
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["id"], 1);
+    assert!(body.get("schemaType").is_none(), "{body}");
+    let schema: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(schema, v1());
+    let (status, body) = api.call("GET", "/schemas/ids/1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(body["schema"].as_str().unwrap()).unwrap(),
+        v1()
+    );
+    let (_, latest) = api
+        .call("GET", "/subjects/users-value/versions/latest", None)
+        .await;
+    assert_eq!(latest["version"], 1);
+    let (_, minus_one) = api
+        .call("GET", "/subjects/users-value/versions/-1", None)
+        .await;
+    assert_eq!(minus_one["version"], 1);
+    let (_, versions) = api
+        .call("GET", "/subjects/users-value/versions", None)
+        .await;
+    assert_eq!(versions, json!([1]));
+    let (_, subjects) = api.call("GET", "/subjects", None).await;
+    assert_eq!(subjects, json!(["users-value"]));
+    let (_, raw) = api
+        .call("GET", "/subjects/users-value/versions/1/schema", None)
+        .await;
+    assert_eq!(raw, v1());
+    let (_, raw) = api.call("GET", "/schemas/ids/1/schema", None).await;
+    assert_eq!(raw, v1());
+}
+
+#[tokio::test]
+async fn same_schema_gets_same_id_under_any_subject_and_no_new_version() {
+    let api = Api::new();
+    assert_eq!(api.register("a", &v1()).await.1, json!({"id": 1}));
+    // Same schema, different whitespace and key order.
+    let reordered = r#"{ "fields": [{"type":"long","name":"id"}], "namespace":"acme", "name":"User", "type":"record" }"#;
+    let (_, body) = api
+        .call(
+            "POST",
+            "/subjects/b/versions",
+            Some(json!({"schema": reordered})),
+        )
+        .await;
+    assert_eq!(body, json!({"id": 1}));
+    assert_eq!(api.register("a", &v1()).await.1, json!({"id": 1}));
+    assert_eq!(
+        api.call("GET", "/subjects/a/versions", None).await.1,
+        json!([1])
+    );
+    let (_, versions) = api.call("GET", "/schemas/ids/1/versions", None).await;
+    assert_eq!(
+        versions,
+        json!([{"subject": "a", "version": 1}, {"subject": "b", "version": 1}])
+    );
+    let (_, subjects) = api.call("GET", "/schemas/ids/1/subjects", None).await;
+    assert_eq!(subjects, json!(["a", "b"]));
+}
+
+#[tokio::test]
+async fn backward_accepts_evolution_and_rejects_breaking_change_with_409() {
+    let api = Api::new();
+    api.register("s", &v1()).await;
+    assert_eq!(api.register("s", &v2()).await, (200, json!({"id": 2})));
+    let (status, body) = api.register("s", &breaking()).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(error_code(&body), 409);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("READER_FIELD_MISSING_DEFAULT_VALUE"),
+        "{message}"
+    );
+    assert!(message.contains("'name'"), "{message}");
+    assert_eq!(
+        api.call("GET", "/subjects/s/versions", None).await.1,
+        json!([1, 2])
+    );
+}
+
+#[tokio::test]
+async fn compatibility_endpoint_reports_verbose_messages() {
+    let api = Api::new();
+    api.register("s", &v1()).await;
+    let req = json!({"schema": breaking().to_string()});
+    let (status, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/s/versions/latest?verbose=true",
+            Some(req.clone()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["is_compatible"], false);
+    let messages = body["messages"].as_array().unwrap();
+    assert!(
+        messages[0].as_str().unwrap().contains("name")
+            && messages[0]
+                .as_str()
+                .unwrap()
+                .contains("READER_FIELD_MISSING_DEFAULT_VALUE"),
+        "{messages:?}"
+    );
+    let (_, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/s/versions",
+            Some(req.clone()),
+        )
+        .await;
+    assert_eq!(body, json!({"is_compatible": false}));
+    let ok = json!({"schema": v2().to_string()});
+    let (_, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/s/versions/1",
+            Some(ok.clone()),
+        )
+        .await;
+    assert_eq!(body, json!({"is_compatible": true}));
+    let (_, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/new/versions",
+            Some(ok.clone()),
+        )
+        .await;
+    assert_eq!(body, json!({"is_compatible": true}));
+    let (status, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/new/versions/latest",
+            Some(ok),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40401));
+}
+
+#[tokio::test]
+async fn config_levels_global_and_per_subject() {
+    let api = Api::new();
+    assert_eq!(
+        api.call("GET", "/config", None).await.1,
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    let (status, body) = api
+        .call("PUT", "/config/s", Some(json!({"compatibility": "NONE"})))
+        .await;
+    assert_eq!((status, body), (200, json!({"compatibility": "NONE"})));
+    api.register("s", &v1()).await;
+    assert_eq!(api.register("s", &breaking()).await.0, 200);
+    let (status, body) = api.call("GET", "/config/other", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40408));
+    let (_, body) = api
+        .call("GET", "/config/other?defaultToGlobal=true", None)
+        .await;
+    assert_eq!(body, json!({"compatibilityLevel": "BACKWARD"}));
+    let (status, body) = api
+        .call("PUT", "/config", Some(json!({"compatibility": "SIDEWAYS"})))
+        .await;
+    assert_eq!((status, error_code(&body)), (422, 42203));
+    let (_, body) = api.call("DELETE", "/config/s", None).await;
+    assert_eq!(body, json!({"compatibilityLevel": "NONE"}));
+    let (status, body) = api.call("GET", "/config/s", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40408));
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_registration() {
+    let api = Api::new();
+    let (_, body) = api
+        .call("PUT", "/mode", Some(json!({"mode": "READONLY"})))
+        .await;
+    assert_eq!(body, json!({"mode": "READONLY"}));
+    let (status, body) = api.register("s", &v1()).await;
+    assert_eq!((status, error_code(&body)), (422, 42205));
+    let (status, body) = api
+        .call("PUT", "/mode", Some(json!({"mode": "FAST"})))
+        .await;
+    assert_eq!((status, error_code(&body)), (422, 42204));
+    let (status, body) = api.call("GET", "/mode/s", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40409));
+    api.call("PUT", "/mode", Some(json!({"mode": "READWRITE"})))
+        .await;
+    assert_eq!(api.register("s", &v1()).await.0, 200);
+}
+
+#[tokio::test]
+async fn import_mode_keeps_explicit_ids_and_versions() {
+    let api = Api::new();
+    api.call("PUT", "/mode", Some(json!({"mode": "IMPORT"})))
+        .await;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/s/versions",
+            Some(json!({"schema": v1().to_string(), "id": 42, "version": 7})),
+        )
+        .await;
+    assert_eq!((status, &body), (200, &json!({"id": 42})), "{body}");
+    let (_, body) = api.call("GET", "/subjects/s/versions/7", None).await;
+    assert_eq!(body["id"], 42);
+    api.call("PUT", "/mode", Some(json!({"mode": "READWRITE"})))
+        .await;
+    // New ids continue after the imported ones.
+    assert_eq!(api.register("t", &breaking()).await.1, json!({"id": 43}));
+    // IMPORT with subjects present needs force.
+    let (status, body) = api
+        .call("PUT", "/mode", Some(json!({"mode": "IMPORT"})))
+        .await;
+    assert_eq!((status, error_code(&body)), (422, 42205));
+}
+
+#[tokio::test]
+async fn soft_then_hard_delete_with_confluent_codes_and_ids_never_reused() {
+    let api = Api::new();
+    api.register("s", &v1()).await;
+    api.register("s", &v2()).await;
+    let (status, body) = api
+        .call("DELETE", "/subjects/s/versions/1?permanent=true", None)
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40407));
+    assert_eq!(
+        api.call("DELETE", "/subjects/s/versions/1", None).await.1,
+        json!(1)
+    );
+    let (status, body) = api.call("DELETE", "/subjects/s/versions/1", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40406));
+    let (status, body) = api.call("GET", "/subjects/s/versions/1", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40402));
+    let (_, body) = api
+        .call("GET", "/subjects/s/versions/1?deleted=true", None)
+        .await;
+    assert_eq!(body["id"], 1);
+    let (status, body) = api.call("DELETE", "/subjects/s?permanent=true", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40405));
+    assert_eq!(api.call("DELETE", "/subjects/s", None).await.1, json!([2]));
+    let (status, body) = api.call("DELETE", "/subjects/s", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40404));
+    let (status, body) = api.call("GET", "/subjects/s/versions", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40401));
+    assert_eq!(
+        api.call("GET", "/subjects?deleted=true", None).await.1,
+        json!(["s"])
+    );
+    assert_eq!(
+        api.call("DELETE", "/subjects/s?permanent=true", None)
+            .await
+            .1,
+        json!([1, 2])
+    );
+    let (status, body) = api.call("GET", "/schemas/ids/2", None).await;
+    assert_eq!((status, error_code(&body)), (404, 40403));
+    // A new schema gets a fresh id; the deleted schema its old one.
+    assert_eq!(api.register("s", &breaking()).await.1, json!({"id": 3}));
+    assert_eq!(api.register("t", &v1()).await.1, json!({"id": 1}));
+}
+
+#[tokio::test]
+async fn lookup_finds_the_version_or_says_not_found() {
+    let api = Api::new();
+    api.register("s", &v1()).await;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/s",
+            Some(json!({"schema": v1().to_string()})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["version"].clone(), body["id"].clone()),
+        (json!(1), json!(1))
+    );
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/s",
+            Some(json!({"schema": v2().to_string()})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40403));
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/nope",
+            Some(json!({"schema": v1().to_string()})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40401));
+    assert_eq!(body["message"], "Subject 'nope' not found.");
+}
+
+#[tokio::test]
+async fn references_resolve_other_subjects_and_block_deletion() {
+    let api = Api::new();
+    let address = json!({"type": "record", "name": "Address", "namespace": "acme",
+        "fields": [{"name": "city", "type": "string"}]});
+    api.register("address", &address).await;
+    let person = json!({"type": "record", "name": "Person", "namespace": "acme",
+        "fields": [{"name": "home", "type": "acme.Address"}]});
+    let refs = json!([{"name": "acme.Address", "subject": "address", "version": 1}]);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/person/versions",
+            Some(json!({"schema": person.to_string(), "references": refs})),
+        )
+        .await;
+    assert_eq!((status, &body), (200, &json!({"id": 2})), "{body}");
+    let (_, body) = api.call("GET", "/subjects/person/versions/1", None).await;
+    assert_eq!(body["references"], refs);
+    let (_, body) = api.call("GET", "/schemas/ids/2", None).await;
+    assert_eq!(body["references"], refs);
+    let (_, body) = api
+        .call("GET", "/subjects/address/versions/1/referencedby", None)
+        .await;
+    assert_eq!(body, json!([2]));
+    let (status, body) = api.call("DELETE", "/subjects/address", None).await;
+    assert_eq!((status, error_code(&body)), (422, 42206));
+    let unknown = json!([{"name": "acme.Address", "subject": "address", "version": 9}]);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/p2/versions",
+            Some(json!({"schema": person.to_string(), "references": unknown})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, 42201));
+}
+
+#[tokio::test]
+async fn bad_input_gets_confluent_errors_and_changes_nothing() {
+    let api = Api::new();
+    api.register("s", &v1()).await;
+    let (status, body) = api
+        .raw(
+            "POST",
+            "/subjects/s/versions",
+            Some("{not json".into()),
+            Some(CT),
+        )
+        .await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, error_code(&body)), (400, 400));
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/s/versions",
+            Some(json!({"schema": "{\"type\": \"record\", \"name\": \"R\"}"})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, 42201));
+    assert!(body["message"].as_str().unwrap().len() > 20, "{body}");
+    for version in ["abc", "0", "2147483648"] {
+        let (status, body) = api
+            .call("GET", &format!("/subjects/s/versions/{version}"), None)
+            .await;
+        assert_eq!((status, error_code(&body)), (422, 42202), "{version}");
+    }
+    let (status, body) = api
+        .raw(
+            "POST",
+            "/subjects/s/versions",
+            Some("{}".into()),
+            Some("text/plain"),
+        )
+        .await;
+    assert_eq!(status, 415, "{body}");
+    let (status, body) = api.call("GET", "/no/such/route", None).await;
+    assert_eq!((status, error_code(&body)), (404, 404));
+    let (status, body) = api.call("PATCH", "/subjects", None).await;
+    assert_eq!((status, error_code(&body)), (405, 405));
+    assert_eq!(
+        api.call("GET", "/subjects/s/versions", None).await.1,
+        json!([1])
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused_with_413() {
+    let api = Api::new();
+    let huge = format!("{{\"schema\": \"{}\"}}", "x".repeat(20 * 1024 * 1024));
+    let (status, body) = api
+        .raw("POST", "/subjects/s/versions", Some(huge), Some(CT))
+        .await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, error_code(&body)), (413, 413));
+    let big_schema = format!("\"{}\"", "x".repeat(2 * 1024 * 1024));
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/s/versions",
+            Some(json!({"schema": big_schema})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, 42209));
+}
+
+#[tokio::test]
+async fn subject_names_with_slash_percent_and_unicode_round_trip() {
+    let api = Api::new();
+    for (encoded, name) in [
+        ("a%2Fb", "a/b"),
+        ("100%25", "100%"),
+        ("%C3%BCber-value", "über-value"),
+    ] {
+        let (status, body) = api.register(encoded, &v1()).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let (_, body) = api
+            .call("GET", &format!("/subjects/{encoded}/versions/1"), None)
+            .await;
+        assert_eq!(body["subject"], name);
+    }
+    let (_, subjects) = api.call("GET", "/subjects", None).await;
+    assert_eq!(subjects, json!(["100%", "a/b", "über-value"]));
+    let (status, body) = api.register("%01bad", &v1()).await;
+    assert_eq!((status, error_code(&body)), (422, 42208));
+}
+
+#[tokio::test]
+async fn restart_replays_subjects_ids_config_and_mode() {
+    let log: Arc<dyn SchemaLog> = Arc::new(MemoryLog::new());
+    {
+        let api = Api::over(log.clone());
+        api.register("s", &v1()).await;
+        api.register("s", &v2()).await;
+        api.register("t", &breaking()).await;
+        api.call("DELETE", "/subjects/t", None).await;
+        api.call("DELETE", "/subjects/t?permanent=true", None).await;
+        api.call("PUT", "/config/s", Some(json!({"compatibility": "FULL"})))
+            .await;
+        api.call("PUT", "/mode/s", Some(json!({"mode": "READONLY"})))
+            .await;
+    }
+    let api = Api::over(log);
+    assert_eq!(
+        api.call("GET", "/subjects/s/versions", None).await.1,
+        json!([1, 2])
+    );
+    assert_eq!(api.call("GET", "/schemas/ids/2", None).await.0, 200);
+    assert_eq!(api.call("GET", "/subjects", None).await.1, json!(["s"]));
+    assert_eq!(
+        api.call("GET", "/config/s", None).await.1,
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_eq!(
+        api.call("GET", "/mode/s", None).await.1,
+        json!({"mode": "READONLY"})
+    );
+    api.call("DELETE", "/mode/s", None).await;
+    // id 3 was hard-deleted, and is not reused.
+    let fresh =
+        user(json!([{"name": "id", "type": "long"}, {"name": "z", "type": "int", "default": 0}]));
+    assert_eq!(api.register("u", &fresh).await.1, json!({"id": 4}));
+}
+
+#[tokio::test]
+async fn root_metadata_types_and_openapi() {
+    let api = Api::new();
+    assert_eq!(api.call("GET", "/", None).await, (200, json!({})));
+    assert_eq!(
+        api.call("GET", "/schemas/types", None).await.1,
+        json!(["AVRO"])
+    );
+    let (_, body) = api.call("GET", "/v1/metadata/id", None).await;
+    assert_eq!(body["scope"]["clusters"]["kafka-cluster"], "strand");
+    let (status, body) = api.call("GET", "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert!(body["paths"]["/schemas/ids/{id}"].is_object());
+}

