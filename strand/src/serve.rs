@@ -22,6 +22,9 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Installed before the listeners are printed, so a SIGTERM sent as soon as a script sees
+    // them is a clean shutdown rather than the default kill.
+    let signalled = wait_for_signal()?;
     let _lock = lock_data_dir(&config)?;
     tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
 
@@ -34,7 +37,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(serve_admin(admin, shutdown_rx.clone()));
     let registry_task = tokio::spawn(serve_registry(registry, shutdown_rx.clone()));
 
-    wait_for_signal().await?;
+    signalled.await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     admin_task.await.context("admin server task")??;
@@ -107,13 +110,14 @@ async fn serve_registry(
         .context("registry server")
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
