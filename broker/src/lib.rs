@@ -12,6 +12,8 @@
 //! - `group`: the consumer-group coordinator and committed offsets.
 //! - `cluster`: topics, partitions, per-topic configs and their persistence.
 
+pub mod group;
 pub mod log;
 
+pub use group::{GroupConfig, GroupCoordinator, GroupError};
 pub use log::{LogConfig, LogError, PartitionLog};
