@@ -1,19 +1,34 @@
 //! strand-broker: the log store and the Kafka protocol server of strand.
 //!
-//! Data flows in from a Kafka client's socket through [`kafka`] (framing, request
+//! Data flows in from a Kafka client's socket through `kafka` (framing, request
 //! headers, one handler module per API family) into the partition logs of [`log`]
 //! (segments of Kafka RecordBatch v2 bytes, kept verbatim, with sparse offset and time
 //! indexes), and back out again as whole stored batches on Fetch.
 //!
 //! Where to look:
+//! - [`Broker`]: what `strand serve` runs: opens the data directory, serves the Kafka
+//!   listener, runs the background flush and cleaner.
 //! - [`log`]: one partition's durable log: segments, indexes, recovery, retention,
 //!   compaction, group-commit fsync.
 //! - `kafka`: the wire protocol server (connection framing, dispatch, handlers).
 //! - `group`: the consumer-group coordinator and committed offsets.
-//! - `cluster`: topics, partitions, per-topic configs and their persistence.
+//! - [`cluster`]: topics, partitions, per-topic configs and their persistence, producer
+//!   id allocation.
 
+mod broker;
+pub mod cluster;
 pub mod group;
+mod kafka;
 pub mod log;
 
+pub use broker::{Broker, BrokerConfig};
+pub use cluster::{Cluster, ClusterError, Topic, TopicConfig, TopicDefaults};
 pub use group::{GroupConfig, GroupCoordinator, GroupError};
 pub use log::{LogConfig, LogError, PartitionLog};
+
+/// Decodes one request frame (without its length prefix) as the server does; exposed for
+/// fuzzing and property tests of the decoding path.
+#[doc(hidden)]
+pub fn decode_request_frame(frame: bytes::Bytes) -> bool {
+    kafka::decode_request(frame).is_ok()
+}

@@ -36,7 +36,7 @@ macro_rules! settings {
         }
 
         /// The resolved configuration of `strand serve`.
-        // The broker settings are read once the Kafka listener is wired to the broker.
+        // `rest_addr` and `grpc_addr` are reserved until those servers exist.
         #[allow(dead_code)]
         #[derive(Debug, Clone)]
         pub struct ServeConfig {

@@ -3,9 +3,11 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::routing::get;
+use strand_broker::{Broker, BrokerConfig, LogConfig, TopicDefaults};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -31,19 +33,63 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let admin = bind("admin", config.admin_addr).await?;
     let kafka = bind("kafka", config.kafka_addr).await?;
     let registry = bind("registry", config.registry_addr).await?;
-    let _ = kafka;
+
+    let advertised = match &config.advertised_kafka_addr {
+        Some(addr) => addr.clone(),
+        None => kafka
+            .local_addr()
+            .context("reading the kafka address")?
+            .to_string(),
+    };
+    let broker_config = broker_config(&config, advertised);
+    let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
+        .await
+        .context("opening the broker")?
+        .context("opening the broker's data")?;
+    let broker = Arc::new(broker);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let admin_task = tokio::spawn(serve_admin(admin, shutdown_rx.clone()));
     let registry_task = tokio::spawn(serve_registry(registry, shutdown_rx.clone()));
+    let kafka_task = tokio::spawn(broker.clone().serve(kafka, shutdown_rx.clone()));
+    let background = tokio::spawn(broker.clone().run_background(shutdown_rx.clone()));
 
     signalled.await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     admin_task.await.context("admin server task")??;
     registry_task.await.context("registry server task")??;
+    kafka_task.await.context("kafka server task")?;
+    background.await.context("background task")?;
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.flush_all())
+        .await
+        .context("flushing the logs")?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The broker's settings from `strand serve`'s configuration.
+fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig {
+    let log = LogConfig {
+        segment_bytes: config.log_segment_bytes,
+        retention_ms: config.log_retention_ms,
+        retention_bytes: config.log_retention_bytes,
+        ..LogConfig::default()
+    };
+    BrokerConfig {
+        data_dir: config.data_dir.clone(),
+        advertised_addr,
+        auto_create_topics: config.auto_create_topics,
+        num_partitions: config.num_partitions,
+        topic_defaults: TopicDefaults {
+            log,
+            max_message_bytes: config.message_max_bytes,
+        },
+        flush_interval_ms: config.log_flush_interval_ms,
+        cleaner_interval_ms: config.log_cleaner_interval_ms,
+        socket_request_max_bytes: config.socket_request_max_bytes,
+    }
 }
 
 /// Creates the data directory if needed and takes an exclusive lock on it, so that two

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod kafka;
+
 /// How long a server gets to print its listeners or to exit.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -1,0 +1,166 @@
+//! [`Broker`]: the single Kafka broker that `strand serve` runs: the cluster's topics and
+//! partition logs, the Kafka listener, and the background flush and cleaner tasks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::cluster::{CONSUMER_OFFSETS, Cluster, ClusterError, SCHEMAS, TopicDefaults};
+use crate::log::PartitionLog;
+
+/// Settings of the broker (a subset of Kafka's broker configs).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Where topics, partition logs and metadata live.
+    pub data_dir: PathBuf,
+    /// `host:port` clients are told to connect to.
+    pub advertised_addr: String,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// Defaults of per-topic configs (`log.*`, `message.max.bytes`).
+    pub topic_defaults: TopicDefaults,
+    /// How often every log is fsynced in the background, in milliseconds.
+    pub flush_interval_ms: u64,
+    /// How often retention and compaction run, in milliseconds.
+    pub cleaner_interval_ms: u64,
+    /// `socket.request.max.bytes`: larger request frames close the connection unread.
+    pub socket_request_max_bytes: u32,
+}
+
+impl BrokerConfig {
+    /// The advertised host and port.
+    pub fn advertised(&self) -> (&str, i32) {
+        match self.advertised_addr.rsplit_once(':') {
+            Some((host, port)) => (
+                host.trim_start_matches('[').trim_end_matches(']'),
+                port.parse().unwrap_or(9092),
+            ),
+            None => (&self.advertised_addr, 9092),
+        }
+    }
+}
+
+/// The broker: topics and their logs, served over the Kafka protocol.
+#[derive(Debug)]
+pub struct Broker {
+    config: BrokerConfig,
+    cluster: Cluster,
+}
+
+impl Broker {
+    /// Opens the data directory (blocking: loads every topic and recovers its logs).
+    pub fn open(config: BrokerConfig) -> Result<Broker, ClusterError> {
+        let cluster = Cluster::open(
+            &config.data_dir,
+            config.topic_defaults.clone(),
+            config.num_partitions,
+        )?;
+        Ok(Broker { config, cluster })
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Topics, partitions and configs.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        1
+    }
+
+    /// The log of `__consumer_offsets` (one partition, compacted).
+    pub fn consumer_offsets_log(&self) -> Arc<PartitionLog> {
+        self.internal_log(CONSUMER_OFFSETS)
+    }
+
+    /// The log of `_schemas` (one partition, compacted), the schema registry's store.
+    pub fn schemas_log(&self) -> Arc<PartitionLog> {
+        self.internal_log(SCHEMAS)
+    }
+
+    fn internal_log(&self, name: &str) -> Arc<PartitionLog> {
+        // Created by `Cluster::open` and never deletable, so always present.
+        match self.cluster.topic(name).and_then(|t| t.partition(0)) {
+            Some(log) => log,
+            None => unreachable!("internal topic {name} is created at open and cannot be deleted"),
+        }
+    }
+
+    /// Serves Kafka clients on `listener` until `shutdown` turns true.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        crate::kafka::serve(self, listener, shutdown).await
+    }
+
+    /// Runs the periodic flush and cleaner until `shutdown` turns true.
+    pub async fn run_background(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut flush =
+            tokio::time::interval(Duration::from_millis(self.config.flush_interval_ms.max(1)));
+        let mut clean = tokio::time::interval(Duration::from_millis(
+            self.config.cleaner_interval_ms.max(1),
+        ));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        clean.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = flush.tick() => {
+                    let b = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.flush_all()).await;
+                }
+                _ = clean.tick() => {
+                    let b = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.clean_all()).await;
+                }
+                _ = crate::broker::stopped(&mut shutdown) => return,
+            }
+        }
+    }
+
+    /// fsyncs every partition log (blocking).
+    pub fn flush_all(&self) {
+        for topic in self.cluster.topics() {
+            for (p, log) in topic.partitions().iter().enumerate() {
+                if let Err(e) = log.flush() {
+                    tracing::error!(topic = topic.name(), partition = p, "flush failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Applies retention and compaction to every partition log (blocking).
+    pub fn clean_all(&self) {
+        let now = now_ms();
+        for topic in self.cluster.topics() {
+            for (p, log) in topic.partitions().iter().enumerate() {
+                if let Err(e) = log.apply_retention(now) {
+                    tracing::error!(topic = topic.name(), partition = p, "retention failed: {e}");
+                }
+                if let Err(e) = log.compact(now) {
+                    tracing::error!(topic = topic.name(), partition = p, "compaction failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
+}

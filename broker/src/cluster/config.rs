@@ -1,0 +1,409 @@
+//! Per-topic configs: the names Kafka uses (`retention.ms`, `cleanup.policy`, …), their
+//! validation, the broker-wide defaults they fall back to, and the [`LogConfig`] they
+//! produce for the topic's partition logs.
+//!
+//! A topic stores only its *overrides* (the values set at creation or by AlterConfigs);
+//! every other name reads its broker default, as Kafka's DescribeConfigs shows with the
+//! source `DEFAULT_CONFIG`.
+
+use std::collections::BTreeMap;
+
+use super::ClusterError;
+use crate::log::{CleanupPolicy, LogConfig};
+
+/// Broker-wide defaults that a topic's configs fall back to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicDefaults {
+    /// Log settings of a topic without overrides.
+    pub log: LogConfig,
+    /// `message.max.bytes`: the largest record batch a producer may send.
+    pub max_message_bytes: i32,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            log: LogConfig::default(),
+            max_message_bytes: 1_048_588,
+        }
+    }
+}
+
+/// The type of a config value, as DescribeConfigs v3+ reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// How a value is checked.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    Long(i64),
+    Int(i32),
+    Bool,
+    Ratio,
+    CleanupPolicy,
+    OneOf(&'static [&'static str]),
+}
+
+/// One topic config name strand understands.
+#[derive(Debug)]
+pub(crate) struct ConfigDef {
+    pub(crate) name: &'static str,
+    check: Check,
+    pub(crate) doc: &'static str,
+}
+
+impl ConfigDef {
+    /// The wire type of this config.
+    pub(crate) fn config_type(&self) -> ConfigType {
+        match self.check {
+            Check::Long(_) => ConfigType::Long,
+            Check::Int(_) => ConfigType::Int,
+            Check::Bool => ConfigType::Boolean,
+            Check::Ratio => ConfigType::Double,
+            Check::CleanupPolicy => ConfigType::List,
+            Check::OneOf(_) => ConfigType::String,
+        }
+    }
+}
+
+/// Every topic config strand accepts, in Kafka's names; anything else is `INVALID_CONFIG`.
+pub(crate) const TOPIC_CONFIGS: &[ConfigDef] = &[
+    ConfigDef {
+        name: "cleanup.policy",
+        check: Check::CleanupPolicy,
+        doc: "delete (old segments go by retention), compact (newest record per key kept) or both",
+    },
+    ConfigDef {
+        name: "compression.type",
+        check: Check::OneOf(&["producer"]),
+        doc: "batches are stored compressed exactly as the producer sent them",
+    },
+    ConfigDef {
+        name: "delete.retention.ms",
+        check: Check::Long(0),
+        doc: "how long compaction keeps tombstones",
+    },
+    ConfigDef {
+        name: "flush.messages",
+        check: Check::Long(1),
+        doc: "fsync after this many records",
+    },
+    ConfigDef {
+        name: "flush.ms",
+        check: Check::Long(0),
+        doc: "fsync data older than this",
+    },
+    ConfigDef {
+        name: "index.interval.bytes",
+        check: Check::Int(0),
+        doc: "bytes of log between two offset index entries",
+    },
+    ConfigDef {
+        name: "max.compaction.lag.ms",
+        check: Check::Long(1),
+        doc: "accepted for compatibility",
+    },
+    ConfigDef {
+        name: "max.message.bytes",
+        check: Check::Int(0),
+        doc: "largest record batch accepted",
+    },
+    ConfigDef {
+        name: "message.timestamp.type",
+        check: Check::OneOf(&["CreateTime"]),
+        doc: "records keep the producer's timestamps",
+    },
+    ConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        check: Check::Ratio,
+        doc: "accepted for compatibility",
+    },
+    ConfigDef {
+        name: "min.compaction.lag.ms",
+        check: Check::Long(0),
+        doc: "accepted for compatibility",
+    },
+    ConfigDef {
+        name: "min.insync.replicas",
+        check: Check::Int(1),
+        doc: "a single broker is always the whole in-sync replica set",
+    },
+    ConfigDef {
+        name: "retention.bytes",
+        check: Check::Long(i64::MIN),
+        doc: "delete oldest segments while a partition is larger; -1 is no limit",
+    },
+    ConfigDef {
+        name: "retention.ms",
+        check: Check::Long(-1),
+        doc: "delete segments older than this; -1 keeps forever",
+    },
+    ConfigDef {
+        name: "segment.bytes",
+        check: Check::Int(14),
+        doc: "roll to a new segment at this size",
+    },
+    ConfigDef {
+        name: "segment.ms",
+        check: Check::Long(1),
+        doc: "roll to a new segment after this time",
+    },
+    ConfigDef {
+        name: "unclean.leader.election.enable",
+        check: Check::Bool,
+        doc: "accepted for compatibility",
+    },
+];
+
+/// Looks up a topic config by name.
+pub(crate) fn config_def(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// The default of a config name under the broker's defaults.
+pub(crate) fn default_value(name: &str, defaults: &TopicDefaults) -> String {
+    let log = &defaults.log;
+    match name {
+        "cleanup.policy" => policy_name(log.cleanup_policy).to_string(),
+        "compression.type" => "producer".to_string(),
+        "delete.retention.ms" => log.delete_retention_ms.to_string(),
+        "flush.messages" => log.flush_messages.to_string(),
+        "flush.ms" => log.flush_ms.to_string(),
+        "index.interval.bytes" => log.index_interval_bytes.to_string(),
+        "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "max.message.bytes" => defaults.max_message_bytes.to_string(),
+        "message.timestamp.type" => "CreateTime".to_string(),
+        "min.cleanable.dirty.ratio" => "0.5".to_string(),
+        "min.compaction.lag.ms" => "0".to_string(),
+        "min.insync.replicas" => "1".to_string(),
+        "retention.bytes" => log.retention_bytes.to_string(),
+        "retention.ms" => log.retention_ms.to_string(),
+        "segment.bytes" => log.segment_bytes.to_string(),
+        "segment.ms" => log.segment_ms.to_string(),
+        "unclean.leader.election.enable" => "false".to_string(),
+        _ => String::new(),
+    }
+}
+
+fn policy_name(policy: CleanupPolicy) -> &'static str {
+    match policy {
+        CleanupPolicy::Delete => "delete",
+        CleanupPolicy::Compact => "compact",
+        CleanupPolicy::CompactDelete => "compact,delete",
+    }
+}
+
+fn parse_policy(value: &str) -> Option<CleanupPolicy> {
+    let mut delete = false;
+    let mut compact = false;
+    for part in value.split(',').map(str::trim) {
+        match part {
+            "delete" => delete = true,
+            "compact" => compact = true,
+            _ => return None,
+        }
+    }
+    match (compact, delete) {
+        (true, true) => Some(CleanupPolicy::CompactDelete),
+        (true, false) => Some(CleanupPolicy::Compact),
+        (false, true) => Some(CleanupPolicy::Delete),
+        (false, false) => None,
+    }
+}
+
+/// Checks one name and value, returning the value normalised as it will be stored.
+pub(crate) fn validate(name: &str, value: &str) -> Result<String, ClusterError> {
+    let def = config_def(name)
+        .ok_or_else(|| ClusterError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
+    let invalid = |why: String| {
+        ClusterError::InvalidConfig(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
+    let v = value.trim();
+    match def.check {
+        Check::Long(min) => {
+            let n: i64 = v
+                .parse()
+                .map_err(|_| invalid("Not a number of type LONG".into()))?;
+            if n < min {
+                return Err(invalid(format!("Value must be at least {min}")));
+            }
+            Ok(n.to_string())
+        }
+        Check::Int(min) => {
+            let n: i32 = v
+                .parse()
+                .map_err(|_| invalid("Not a number of type INT".into()))?;
+            if n < min {
+                return Err(invalid(format!("Value must be at least {min}")));
+            }
+            Ok(n.to_string())
+        }
+        Check::Bool => match v.to_ascii_lowercase().as_str() {
+            "true" => Ok("true".into()),
+            "false" => Ok("false".into()),
+            _ => Err(invalid("Expected value to be either true or false".into())),
+        },
+        Check::Ratio => {
+            let n: f64 = v
+                .parse()
+                .map_err(|_| invalid("Not a number of type DOUBLE".into()))?;
+            if !(0.0..=1.0).contains(&n) {
+                return Err(invalid("Value must be between 0 and 1".into()));
+            }
+            Ok(v.to_string())
+        }
+        Check::CleanupPolicy => parse_policy(v)
+            .map(|p| policy_name(p).to_string())
+            .ok_or_else(|| invalid("String must be one of: compact, delete".into())),
+        Check::OneOf(allowed) => {
+            if allowed.contains(&v) {
+                Ok(v.to_string())
+            } else {
+                Err(invalid(format!(
+                    "strand supports only {} ({})",
+                    allowed.join(", "),
+                    def.doc
+                )))
+            }
+        }
+    }
+}
+
+/// A topic's config overrides, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicConfig {
+    overrides: BTreeMap<String, String>,
+}
+
+impl TopicConfig {
+    /// Validates every override; the first bad one is an `INVALID_CONFIG` error.
+    pub fn from_overrides<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<TopicConfig, ClusterError> {
+        let mut overrides = BTreeMap::new();
+        for (name, value) in entries {
+            overrides.insert(name.to_string(), validate(name, value)?);
+        }
+        Ok(TopicConfig { overrides })
+    }
+
+    /// The overrides, by name.
+    pub fn overrides(&self) -> &BTreeMap<String, String> {
+        &self.overrides
+    }
+
+    /// The effective value of `name` and whether it is an override.
+    pub(crate) fn value(&self, name: &str, defaults: &TopicDefaults) -> (String, bool) {
+        match self.overrides.get(name) {
+            Some(v) => (v.clone(), true),
+            None => (default_value(name, defaults), false),
+        }
+    }
+
+    /// Sets or (with `None`) removes one override, validating it.
+    pub(crate) fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), ClusterError> {
+        match value {
+            Some(value) => {
+                let value = validate(name, value)?;
+                self.overrides.insert(name.to_string(), value);
+            }
+            None => {
+                if config_def(name).is_none() {
+                    return Err(ClusterError::InvalidConfig(format!(
+                        "Unknown topic config name: {name}"
+                    )));
+                }
+                self.overrides.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest batch a producer may append to this topic.
+    pub fn max_message_bytes(&self, defaults: &TopicDefaults) -> i32 {
+        self.overrides
+            .get("max.message.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.max_message_bytes)
+    }
+
+    /// The settings of this topic's partition logs.
+    pub fn log_config(&self, defaults: &TopicDefaults) -> LogConfig {
+        let mut log = defaults.log.clone();
+        for (name, value) in &self.overrides {
+            // Values were validated when stored; a parse failure keeps the default.
+            match name.as_str() {
+                "cleanup.policy" => {
+                    if let Some(p) = parse_policy(value) {
+                        log.cleanup_policy = p;
+                    }
+                }
+                "delete.retention.ms" => set_parsed(&mut log.delete_retention_ms, value),
+                "flush.messages" => set_parsed(&mut log.flush_messages, value),
+                "flush.ms" => set_parsed(&mut log.flush_ms, value),
+                "index.interval.bytes" => set_parsed(&mut log.index_interval_bytes, value),
+                "retention.bytes" => set_parsed(&mut log.retention_bytes, value),
+                "retention.ms" => set_parsed(&mut log.retention_ms, value),
+                "segment.bytes" => set_parsed(&mut log.segment_bytes, value),
+                "segment.ms" => set_parsed(&mut log.segment_ms, value),
+                _ => {}
+            }
+        }
+        log
+    }
+}
+
+fn set_parsed<T: std::str::FromStr>(field: &mut T, value: &str) {
+    if let Ok(v) = value.parse() {
+        *field = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_config_name_is_invalid_config_naming_it() {
+        let err = TopicConfig::from_overrides([("retention.mss", "1")]).unwrap_err();
+        assert!(matches!(err, ClusterError::InvalidConfig(ref m) if m.contains("retention.mss")));
+    }
+
+    #[test]
+    fn out_of_range_and_non_numeric_values_are_refused() {
+        assert!(TopicConfig::from_overrides([("retention.ms", "-2")]).is_err());
+        assert!(TopicConfig::from_overrides([("segment.bytes", "ten")]).is_err());
+        assert!(TopicConfig::from_overrides([("cleanup.policy", "shred")]).is_err());
+        assert!(TopicConfig::from_overrides([("retention.ms", "-1")]).is_ok());
+    }
+
+    #[test]
+    fn overrides_reach_the_log_config_and_others_keep_defaults() {
+        let defaults = TopicDefaults::default();
+        let c = TopicConfig::from_overrides([
+            ("cleanup.policy", "delete,compact"),
+            ("retention.ms", "1000"),
+            ("max.message.bytes", "2048"),
+        ])
+        .unwrap();
+        let log = c.log_config(&defaults);
+        assert_eq!(log.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(log.retention_ms, 1000);
+        assert_eq!(log.segment_bytes, defaults.log.segment_bytes);
+        assert_eq!(c.max_message_bytes(&defaults), 2048);
+        assert_eq!(
+            c.value("cleanup.policy", &defaults),
+            ("compact,delete".into(), true)
+        );
+        assert!(!c.value("segment.ms", &defaults).1);
+    }
+}

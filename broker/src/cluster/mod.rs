@@ -1,0 +1,503 @@
+//! The cluster's state on this single broker: topics, their partitions and per-topic
+//! configs, the ids they are known by, and producer id allocation.
+//!
+//! Layout in the data directory: each partition's log lives in `<topic>-<partition>/`
+//! (Kafka's layout); the metadata lives under `cluster/`: `cluster.json` (the cluster id),
+//! `topics/<topic>.json` (topic id, partition count, config overrides) and
+//! `producer-ids`. A topic exists once its JSON file is written (atomically, fsynced);
+//! deleting the file first makes deletion safe against a crash halfway.
+//!
+//! Every method here does blocking file I/O: call it from `spawn_blocking`.
+
+mod config;
+mod error;
+mod producer_ids;
+mod topic;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use uuid::Uuid;
+
+pub(crate) use config::{ConfigType, TOPIC_CONFIGS, config_def, default_value};
+pub use config::{TopicConfig, TopicDefaults};
+pub use error::ClusterError;
+pub use producer_ids::ProducerIds;
+pub use topic::{MAX_TOPIC_NAME_LEN, Topic, validate_topic_name};
+
+use crate::log::{LogConfig, LogError, PartitionLog};
+
+/// Name of the compacted topic holding committed consumer offsets.
+pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
+/// Name of the compacted topic holding the schema registry's events.
+pub const SCHEMAS: &str = "_schemas";
+
+/// Most partitions one topic may have; a bound on what one request can make us open.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// What a topic's JSON file holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct TopicFile {
+    id: Uuid,
+    partitions: i32,
+    #[serde(default)]
+    internal: bool,
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
+}
+
+/// What `cluster.json` holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ClusterFile {
+    cluster_id: String,
+}
+
+/// All topics of the broker, by name and by id, with their persistence.
+#[derive(Debug)]
+pub struct Cluster {
+    data_dir: PathBuf,
+    topics_dir: PathBuf,
+    defaults: TopicDefaults,
+    default_partitions: i32,
+    cluster_id: String,
+    topics: DashMap<String, Arc<Topic>>,
+    by_id: DashMap<Uuid, Arc<Topic>>,
+    /// Serialises creations, deletions and config changes (rare, and each touches files).
+    admin: Mutex<()>,
+    producer_ids: ProducerIds,
+}
+
+impl Cluster {
+    /// Opens the data directory: loads every topic and opens its partition logs, and
+    /// creates the internal topics when missing.
+    pub fn open(
+        data_dir: &Path,
+        defaults: TopicDefaults,
+        default_partitions: i32,
+    ) -> Result<Cluster, ClusterError> {
+        let meta_dir = data_dir.join("cluster");
+        let topics_dir = meta_dir.join("topics");
+        std::fs::create_dir_all(&topics_dir).map_err(|e| ClusterError::io(&topics_dir, e))?;
+        let cluster_id = load_or_create_cluster_id(&meta_dir)?;
+        let producer_ids = ProducerIds::open(&meta_dir)?;
+        let cluster = Cluster {
+            data_dir: data_dir.to_path_buf(),
+            topics_dir,
+            defaults,
+            default_partitions: default_partitions.max(1),
+            cluster_id,
+            topics: DashMap::new(),
+            by_id: DashMap::new(),
+            admin: Mutex::new(()),
+            producer_ids,
+        };
+        cluster.load_topics()?;
+        for name in [CONSUMER_OFFSETS, SCHEMAS] {
+            if cluster.topic(name).is_none() {
+                let config = TopicConfig::from_overrides([("cleanup.policy", "compact")])?;
+                cluster.create_topic_inner(name, 1, config, name == CONSUMER_OFFSETS)?;
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn load_topics(&self) -> Result<(), ClusterError> {
+        let dir = &self.topics_dir;
+        let entries = std::fs::read_dir(dir).map_err(|e| ClusterError::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ClusterError::io(dir, e))?;
+            let path = entry.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let text = std::fs::read(&path).map_err(|e| ClusterError::io(&path, e))?;
+            let file: TopicFile =
+                serde_json::from_slice(&text).map_err(|e| ClusterError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let corrupt = |reason: String| ClusterError::Corrupt {
+                path: path.clone(),
+                reason,
+            };
+            validate_topic_name(name).map_err(|e| corrupt(e.to_string()))?;
+            if !(1..=MAX_PARTITIONS).contains(&file.partitions) {
+                return Err(corrupt(format!("bad partition count {}", file.partitions)));
+            }
+            let config = TopicConfig::from_overrides(
+                file.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|e| corrupt(e.to_string()))?;
+            let log_config = config.log_config(&self.defaults);
+            let logs = (0..file.partitions)
+                .map(|p| self.open_log(name, p, &log_config, false))
+                .collect::<Result<Vec<_>, _>>()?;
+            let topic = Arc::new(Topic::new(
+                name.to_string(),
+                file.id,
+                file.internal,
+                logs,
+                config,
+            ));
+            tracing::info!(topic = name, partitions = file.partitions, "topic loaded");
+            self.by_id.insert(file.id, topic.clone());
+            self.topics.insert(name.to_string(), topic);
+        }
+        Ok(())
+    }
+
+    /// The cluster id, created at first start and kept.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Broker-wide defaults of topic configs.
+    pub fn defaults(&self) -> &TopicDefaults {
+        &self.defaults
+    }
+
+    /// Partitions of an auto-created topic, and of a created one that asks for -1.
+    pub fn default_partitions(&self) -> i32 {
+        self.default_partitions
+    }
+
+    /// The producer id allocator.
+    pub fn producer_ids(&self) -> &ProducerIds {
+        &self.producer_ids
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.get(name).map(|t| t.value().clone())
+    }
+
+    /// The topic whose id is `id`.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.by_id.get(&id).map(|t| t.value().clone())
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.topics.iter().map(|t| t.value().clone()).collect();
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        all
+    }
+
+    /// Checks what `create_topic` would check, without creating anything.
+    pub fn validate_new_topic(&self, name: &str, partitions: i32) -> Result<(), ClusterError> {
+        validate_topic_name(name)?;
+        if self.topics.contains_key(name) {
+            return Err(ClusterError::TopicExists(name.to_string()));
+        }
+        if partitions < 1 {
+            return Err(ClusterError::InvalidPartitions(
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        if partitions > MAX_PARTITIONS {
+            return Err(ClusterError::InvalidPartitions(format!(
+                "Number of partitions {partitions} is larger than the {MAX_PARTITIONS} strand allows per topic."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates a topic with `partitions` partitions and the given config overrides.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<Arc<Topic>, ClusterError> {
+        self.create_topic_inner(name, partitions, config, false)
+    }
+
+    /// The topic named `name`, created with the default partition count when missing
+    /// (auto-creation).
+    pub fn get_or_create_topic(&self, name: &str) -> Result<Arc<Topic>, ClusterError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        match self.create_topic_inner(name, self.default_partitions, TopicConfig::default(), false)
+        {
+            Err(ClusterError::TopicExists(_)) => self
+                .topic(name)
+                .ok_or_else(|| ClusterError::UnknownTopic(name.to_string())),
+            other => {
+                if other.is_ok() {
+                    tracing::info!(topic = name, "topic auto-created");
+                }
+                other
+            }
+        }
+    }
+
+    fn create_topic_inner(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+        internal: bool,
+    ) -> Result<Arc<Topic>, ClusterError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        self.validate_new_topic(name, partitions)?;
+        let id = random_uuid();
+        self.write_topic_file(name, id, partitions, internal, &config)?;
+        let log_config = config.log_config(&self.defaults);
+        let logs = (0..partitions)
+            .map(|p| self.open_log(name, p, &log_config, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topic = Arc::new(Topic::new(name.to_string(), id, internal, logs, config));
+        self.by_id.insert(id, topic.clone());
+        self.topics.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, %id, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: its metadata, then its partition logs.
+    pub fn delete_topic(&self, name: &str) -> Result<(), ClusterError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| ClusterError::UnknownTopic(name.to_string()))?;
+        if name == CONSUMER_OFFSETS || name == SCHEMAS {
+            return Err(ClusterError::InvalidTopic(format!(
+                "Topic {name} is used by strand itself and cannot be deleted"
+            )));
+        }
+        let path = self.topic_file(name);
+        std::fs::remove_file(&path).map_err(|e| ClusterError::io(&path, e))?;
+        sync_dir(&self.topics_dir)?;
+        self.topics.remove(name);
+        self.by_id.remove(&topic.id());
+        for (p, log) in topic.partitions().into_iter().enumerate() {
+            let dir = self.log_dir(name, p as i32);
+            remove_log(&log, &dir)?;
+        }
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Raises a topic's partition count to `count`; with `validate_only` only checks.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ClusterError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| ClusterError::UnknownTopic(name.to_string()))?;
+        let current = topic.partition_count();
+        if count < current {
+            return Err(ClusterError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if count == current {
+            return Err(ClusterError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
+        }
+        if count > MAX_PARTITIONS {
+            return Err(ClusterError::InvalidPartitions(format!(
+                "Number of partitions {count} is larger than the {MAX_PARTITIONS} strand allows per topic."
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let config = topic.config();
+        self.write_topic_file(name, topic.id(), count, topic.is_internal(), &config)?;
+        let log_config = config.log_config(&self.defaults);
+        let logs = (current..count)
+            .map(|p| self.open_log(name, p, &log_config, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        topic.add_partitions(logs);
+        tracing::info!(topic = name, partitions = count, "partitions added");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (persisted, then applied to its logs).
+    pub fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<(), ClusterError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| ClusterError::UnknownTopic(name.to_string()))?;
+        self.write_topic_file(
+            name,
+            topic.id(),
+            topic.partition_count(),
+            topic.is_internal(),
+            &config,
+        )?;
+        let log_config = config.log_config(&self.defaults);
+        for log in topic.partitions() {
+            log.update_config(log_config.clone());
+        }
+        topic.set_config(config);
+        Ok(())
+    }
+
+    fn topic_file(&self, name: &str) -> PathBuf {
+        self.topics_dir.join(format!("{name}.json"))
+    }
+
+    fn log_dir(&self, name: &str, partition: i32) -> PathBuf {
+        self.data_dir.join(format!("{name}-{partition}"))
+    }
+
+    fn write_topic_file(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        internal: bool,
+        config: &TopicConfig,
+    ) -> Result<(), ClusterError> {
+        let file = TopicFile {
+            id,
+            partitions,
+            internal,
+            configs: config.overrides().clone(),
+        };
+        let path = self.topic_file(name);
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| ClusterError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomically(&path, &json)
+    }
+
+    /// Opens partition `partition`'s log; `fresh` removes a leftover directory of a topic
+    /// of the same name deleted before a crash finished removing it.
+    fn open_log(
+        &self,
+        name: &str,
+        partition: i32,
+        config: &LogConfig,
+        fresh: bool,
+    ) -> Result<Arc<PartitionLog>, ClusterError> {
+        let dir = self.log_dir(name, partition);
+        if fresh && dir.exists() {
+            tracing::warn!(dir = %dir.display(), "removing a leftover log directory of a deleted topic");
+            std::fs::remove_dir_all(&dir).map_err(|e| ClusterError::io(&dir, e))?;
+        }
+        Ok(Arc::new(PartitionLog::open(&dir, config.clone())?))
+    }
+}
+
+/// Closes a partition log and removes its directory.
+fn remove_log(log: &PartitionLog, dir: &Path) -> Result<(), ClusterError> {
+    match log.delete() {
+        Ok(()) => Ok(()),
+        Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), "removing a deleted topic's log failed: {e}");
+            Err(e.into())
+        }
+    }
+}
+
+fn load_or_create_cluster_id(meta_dir: &Path) -> Result<String, ClusterError> {
+    let path = meta_dir.join("cluster.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let file: ClusterFile =
+                serde_json::from_slice(&bytes).map_err(|e| ClusterError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok(file.cluster_id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cluster_id = base64_url(random_uuid().as_bytes());
+            let json = serde_json::to_vec(&ClusterFile {
+                cluster_id: cluster_id.clone(),
+            })
+            .map_err(|e| ClusterError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            write_atomically(&path, &json)?;
+            Ok(cluster_id)
+        }
+        Err(e) => Err(ClusterError::io(&path, e)),
+    }
+}
+
+/// Writes a file so that after a crash it holds either the old or the new content.
+pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), ClusterError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(|e| ClusterError::io(&tmp, e))?;
+    file.write_all(content)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| ClusterError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ClusterError::io(path, e))?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ClusterError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ClusterError::io(dir, e))
+}
+
+/// A random (version 4) UUID, from the operating system's random source.
+pub(crate) fn random_uuid() -> Uuid {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if filled.is_err() {
+        // Without a random source, time and address still make a unique-enough id.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes = (nanos ^ (&bytes as *const _ as u128)).to_le_bytes();
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// URL-safe base64 without padding, the form of Kafka's cluster ids.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_id_is_22_url_safe_characters() {
+        let id = base64_url(random_uuid().as_bytes());
+        assert_eq!(id.len(), 22);
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(base64_url(b"Man"), "TWFu");
+    }
+}

@@ -1,0 +1,232 @@
+//! One client connection: framing (an `i32` length before every request and response),
+//! request header decoding, and answering pipelined requests in order.
+//!
+//! A reader task reads and decodes frames and queues each request's pending answer on a
+//! bounded channel; the writer side runs those answers one after another, in arrival
+//! order, and writes each response. The bound means a client that sends faster than it
+//! reads stalls its own reads instead of growing our memory. A frame longer than
+//! `socket.request.max.bytes`, a header that does not decode, an unknown API key or an
+//! unsupported version closes the connection with a log line, as Kafka does; ApiVersions
+//! of a too-new version is answered with `UNSUPPORTED_VERSION` so that the client can
+//! retry with an older one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::api_versions;
+use super::dispatch::{self, Pending, Reply, RequestContext};
+use crate::Broker;
+
+/// Requests read ahead of the one being answered, per connection.
+const IN_FLIGHT: usize = 16;
+
+/// What the reader decided about one frame.
+pub(crate) enum Decoded {
+    /// A request to answer.
+    Request(Box<(RequestHeader, RequestKind)>),
+    /// ApiVersions of a version newer than ours: answer v0 with `UNSUPPORTED_VERSION`.
+    ApiVersionsTooNew(i32),
+}
+
+/// Why a frame ends the connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    /// The frame is shorter than a request header's fixed part.
+    #[error("frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    /// An API key Kafka does not define.
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    /// An API or version strand does not serve.
+    #[error("{api:?} version {version} is not supported")]
+    UnsupportedVersion {
+        /// The API asked for.
+        api: ApiKey,
+        /// The version asked for.
+        version: i16,
+    },
+    /// The header or the body does not decode.
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Malformed {
+        /// The API asked for.
+        api: ApiKey,
+        /// The version asked for.
+        version: i16,
+        /// What the decoder said.
+        reason: String,
+    },
+}
+
+/// Decodes one request frame (without its length prefix).
+pub(crate) fn decode_request(mut frame: Bytes) -> Result<Decoded, FrameError> {
+    if frame.len() < 8 {
+        return Err(FrameError::TooShort(frame.len()));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api = ApiKey::try_from(key).map_err(|()| FrameError::UnknownApiKey(key))?;
+    if !api_versions::is_supported(api, version) {
+        if api == ApiKey::ApiVersions && version > 0 {
+            return Ok(Decoded::ApiVersionsTooNew(correlation_id));
+        }
+        return Err(FrameError::UnsupportedVersion { api, version });
+    }
+    let malformed = |reason: String| FrameError::Malformed {
+        api,
+        version,
+        reason,
+    };
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(|e| malformed(format!("{e:#}")))?;
+    let request =
+        RequestKind::decode(api, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
+    Ok(Decoded::Request(Box::new((header, request))))
+}
+
+/// Encodes a response frame: length, response header, body.
+pub(crate) fn encode_response(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut buf, api.response_header_version(version))
+        .map_err(|e| format!("{e:#}"))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| format!("{e:#}"))?;
+    let len = i32::try_from(buf.len() - 4).map_err(|_| "response over 2 GiB".to_string())?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+/// Serves one connection until the client closes it or breaks the protocol.
+pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<(ApiKey, i16, i32, Pending)>(IN_FLIGHT);
+    let max_frame = broker.config().socket_request_max_bytes;
+    let reader = tokio::spawn(read_requests(broker, read, peer, max_frame, tx));
+    while let Some((api, version, correlation_id, pending)) = rx.recv().await {
+        let response = match pending.await {
+            Reply::Response(r) => r,
+            Reply::None => continue,
+            Reply::Close(why) => {
+                tracing::info!(%peer, "closing connection: {why}");
+                break;
+            }
+        };
+        let frame = match encode_response(api, version, correlation_id, &response) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(%peer, ?api, version, "cannot encode response, closing connection: {e}");
+                break;
+            }
+        };
+        if let Err(e) = write.write_all(&frame).await {
+            tracing::debug!(%peer, "write failed: {e}");
+            break;
+        }
+    }
+    reader.abort();
+    let _ = write.shutdown().await;
+}
+
+async fn read_requests(
+    broker: Arc<Broker>,
+    read: tokio::net::tcp::OwnedReadHalf,
+    peer: SocketAddr,
+    max_frame: u32,
+    tx: mpsc::Sender<(ApiKey, i16, i32, Pending)>,
+) {
+    let mut read = BufReader::with_capacity(64 * 1024, read);
+    loop {
+        let len = match read.read_i32().await {
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+            Err(e) => {
+                tracing::debug!(%peer, "read failed: {e}");
+                return;
+            }
+        };
+        if len < 0 || len as u32 > max_frame {
+            tracing::warn!(%peer, len, max = max_frame, "closing connection: frame size outside [0, socket.request.max.bytes]");
+            return;
+        }
+        let frame = match read_frame(&mut read, len as usize).await {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::info!(%peer, len, "connection closed in the middle of a request: {e}");
+                return;
+            }
+        };
+        let item = match decode_request(frame.freeze()) {
+            Ok(Decoded::Request(decoded)) => {
+                let (header, request) = *decoded;
+                let api = match ApiKey::try_from(header.request_api_key) {
+                    Ok(api) => api,
+                    Err(()) => return,
+                };
+                let version = header.request_api_version;
+                let correlation_id = header.correlation_id;
+                let ctx = RequestContext {
+                    broker: broker.clone(),
+                    header,
+                    peer,
+                };
+                (
+                    api,
+                    version,
+                    correlation_id,
+                    dispatch::dispatch(ctx, request),
+                )
+            }
+            Ok(Decoded::ApiVersionsTooNew(correlation_id)) => {
+                let response = api_versions::unsupported_version();
+                let pending: Pending = Box::pin(async move { Reply::Response(response) });
+                (ApiKey::ApiVersions, 0, correlation_id, pending)
+            }
+            Err(e) => {
+                tracing::warn!(%peer, "closing connection: {e}");
+                return;
+            }
+        };
+        if tx.send(item).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Frames up to this size get their whole buffer at once; longer ones grow as their bytes
+/// arrive, so that a client announcing a large frame and sending nothing holds little.
+const EAGER_FRAME: usize = 1024 * 1024;
+
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    read: &mut R,
+    len: usize,
+) -> std::io::Result<BytesMut> {
+    let mut frame = BytesMut::with_capacity(len.min(EAGER_FRAME));
+    while frame.len() < len {
+        let want = len - frame.len();
+        if frame.capacity() == frame.len() {
+            frame.reserve(want.min(frame.len().max(EAGER_FRAME)));
+        }
+        let n = (&mut *read).take(want as u64).read_buf(&mut frame).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame)
+}

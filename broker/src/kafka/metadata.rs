@@ -1,0 +1,128 @@
+//! Metadata: the broker list (this one broker, at its advertised address), the cluster id
+//! and the asked topics with their partitions, creating missing topics when auto-creation
+//! is on and the client allows it.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::dispatch::RequestContext;
+use super::error::cluster_error;
+use crate::Broker;
+use crate::cluster::{CONSUMER_OFFSETS, Topic};
+
+/// Answers Metadata.
+pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+    let broker = &ctx.broker;
+    let version = ctx.version();
+    let allow_create =
+        broker.config().auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let asked = match req.topics {
+        Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
+        _ => None,
+    };
+    let topics = match asked {
+        None => broker
+            .cluster()
+            .topics()
+            .iter()
+            .map(|t| describe_topic(broker, t))
+            .collect(),
+        Some(asked) => {
+            let mut out = Vec::with_capacity(asked.len());
+            for t in asked {
+                out.push(match t.name {
+                    Some(name) => lookup_by_name(broker, name, allow_create).await,
+                    None => lookup_by_id(broker, t.topic_id),
+                });
+            }
+            out
+        }
+    };
+    broker_metadata(broker).with_topics(topics)
+}
+
+/// The broker list, cluster id and controller: the parts every Metadata response shares.
+pub(crate) fn broker_metadata(broker: &Broker) -> MetadataResponse {
+    let (host, port) = broker.config().advertised();
+    MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(broker.node_id()))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port),
+        ])
+        .with_cluster_id(Some(StrBytes::from_string(
+            broker.cluster().cluster_id().to_string(),
+        )))
+        .with_controller_id(BrokerId(broker.node_id()))
+}
+
+async fn lookup_by_name(
+    broker: &Arc<Broker>,
+    name: TopicName,
+    allow_create: bool,
+) -> MetadataResponseTopic {
+    if let Some(topic) = broker.cluster().topic(&name) {
+        return describe_topic(broker, &topic);
+    }
+    let error = |code: ResponseError| {
+        MetadataResponseTopic::default()
+            .with_name(Some(name.clone()))
+            .with_error_code(code.code())
+    };
+    if let Err(e) = crate::cluster::validate_topic_name(&name) {
+        return error(cluster_error(&e));
+    }
+    if !allow_create {
+        return error(ResponseError::UnknownTopicOrPartition);
+    }
+    let b = broker.clone();
+    let n = name.to_string();
+    match tokio::task::spawn_blocking(move || b.cluster().get_or_create_topic(&n)).await {
+        Ok(Ok(topic)) => describe_topic(broker, &topic),
+        Ok(Err(e)) => {
+            tracing::warn!(topic = %name.as_str(), "auto-creation failed: {e}");
+            error(cluster_error(&e))
+        }
+        Err(e) => error(super::error::internal_error(&e)),
+    }
+}
+
+fn lookup_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
+    match broker.cluster().topic_by_id(id) {
+        Some(topic) => describe_topic(broker, &topic),
+        None => MetadataResponseTopic::default()
+            .with_name(None)
+            .with_topic_id(id)
+            .with_error_code(ResponseError::UnknownTopicId.code()),
+    }
+}
+
+/// A topic as Metadata shows it: every partition led by this broker, epoch 0.
+pub(crate) fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id());
+    let partitions = (0..topic.partition_count())
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(
+            topic.name().to_string(),
+        ))))
+        .with_topic_id(topic.id())
+        .with_is_internal(topic.name() == CONSUMER_OFFSETS)
+        .with_partitions(partitions)
+}

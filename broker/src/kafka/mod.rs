@@ -1,0 +1,59 @@
+//! The Kafka wire protocol server.
+//!
+//! [`serve`] accepts connections; `connection` frames bytes into requests (an `i32`
+//! length, a request header v0–v2, the body) and responses; `dispatch` routes each
+//! decoded request to its handler, one module per API family: `api_versions`,
+//! `metadata`, `produce`, `fetch`, `list_offsets`, `topics` (create/delete/partitions),
+//! `configs`, `delete_records`, `leader_epoch`, `describe_cluster`, `init_producer_id`. Codecs come from the `kafka-protocol` crate; handlers turn a decoded
+//! request into calls on the cluster and the partition logs and back into a response.
+//! `error` is the one place where strand's errors become Kafka error codes.
+
+mod api_versions;
+mod configs;
+mod connection;
+mod delete_records;
+mod describe_cluster;
+mod dispatch;
+mod error;
+mod fetch;
+mod init_producer_id;
+mod leader_epoch;
+mod list_offsets;
+mod lookup;
+mod metadata;
+mod produce;
+mod topics;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Broker;
+
+/// Accepts Kafka connections on `listener` until `shutdown` turns true, serving each on
+/// its own task.
+pub(crate) async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::debug!(%peer, "kafka connection accepted");
+                    tokio::spawn(connection::run(broker.clone(), stream, peer));
+                }
+                Err(e) => {
+                    // Running out of file descriptors is transient; keep serving the others.
+                    tracing::warn!("accepting a kafka connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = crate::broker::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+pub(crate) use connection::decode_request;

@@ -1,0 +1,245 @@
+//! Produce: appends each partition's record batches to its log, as sent (compressed or
+//! not), and answers per `acks`: 0 sends nothing, 1 answers once the batches are in the
+//! log (page cache), -1 (all) once they are fsynced (group commit).
+//!
+//! Checks before the log sees a batch: the topic exists and is not internal, each batch
+//! fits `max.message.bytes` (`MESSAGE_TOO_LARGE`) and its length fields add up
+//! (`CORRUPT_MESSAGE`); the log then verifies CRC32C and the idempotent producer's
+//! sequence. Errors are per partition; the other partitions of the request proceed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use super::dispatch::{Reply, RequestContext};
+use super::error::{internal_error, log_error};
+use super::lookup;
+use crate::cluster::CONSUMER_OFFSETS;
+use crate::log::{AppendInfo, LogError, PartitionLog};
+
+/// One partition's append, prepared on the async side and run on a blocking thread.
+struct Job {
+    topic: usize,
+    partition: usize,
+    log: Arc<PartitionLog>,
+    batches: Vec<u8>,
+}
+
+/// Answers Produce.
+pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
+    let broker = &ctx.broker;
+    let by_id = ctx.version() >= 13;
+    let acks = req.acks;
+    let request_error = if !matches!(acks, -1..=1) {
+        Some(ResponseError::InvalidRequiredAcks)
+    } else if req.transactional_id.is_some() {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else {
+        None
+    };
+
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut jobs = Vec::new();
+    for (ti, t) in req.topic_data.into_iter().enumerate() {
+        let topic = match request_error {
+            Some(e) => Err(e),
+            None => lookup::topic(broker, &t.name, t.topic_id, by_id).and_then(|topic| {
+                if topic.name() == CONSUMER_OFFSETS {
+                    Err(ResponseError::InvalidTopicException)
+                } else {
+                    Ok(topic)
+                }
+            }),
+        };
+        let mut partitions = Vec::with_capacity(t.partition_data.len());
+        for (pi, p) in t.partition_data.into_iter().enumerate() {
+            let mut resp = PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let checked = topic.as_ref().map_err(|e| *e).and_then(|topic| {
+                let log = topic
+                    .partition(p.index)
+                    .ok_or(ResponseError::UnknownTopicOrPartition)?;
+                let max = topic
+                    .config()
+                    .max_message_bytes(broker.cluster().defaults());
+                check_batches(p.records.as_ref(), max)?;
+                Ok(log)
+            });
+            match checked {
+                Ok(log) => jobs.push(Job {
+                    topic: ti,
+                    partition: pi,
+                    log,
+                    batches: p.records.map(|r| r.to_vec()).unwrap_or_default(),
+                }),
+                Err(e) => resp = resp.with_error_code(e.code()),
+            }
+            partitions.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+
+    let results = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        match tokio::task::spawn_blocking(move || append_all(jobs, acks == -1)).await {
+            Ok(results) => results,
+            Err(e) => {
+                let code = internal_error(&e);
+                return finish(ctx, acks, responses, Some(code));
+            }
+        }
+    };
+    for (ti, pi, result) in results {
+        let topic = &mut responses[ti];
+        let resp = &mut topic.partition_responses[pi];
+        match result {
+            Ok(info) => {
+                resp.base_offset = info.base_offset;
+                resp.log_start_offset = info.log_start_offset;
+            }
+            Err(e) => {
+                tracing::debug!(topic = %topic.name.as_str(), partition = resp.index, "produce failed: {e}");
+                resp.error_code = log_error(&e).code();
+                if ctx.version() >= 8 {
+                    resp.error_message = Some(StrBytes::from_string(e.to_string()));
+                }
+            }
+        }
+    }
+    finish(ctx, acks, responses, None)
+}
+
+fn finish(
+    ctx: &RequestContext,
+    acks: i16,
+    mut responses: Vec<TopicProduceResponse>,
+    overall: Option<ResponseError>,
+) -> Reply {
+    if let Some(code) = overall {
+        for p in responses
+            .iter_mut()
+            .flat_map(|t| t.partition_responses.iter_mut())
+        {
+            if p.error_code == 0 {
+                p.error_code = code.code();
+            }
+        }
+    }
+    if acks == 0 {
+        // Kafka closes the connection of an acks=0 producer whose write failed: the only
+        // way to tell it something went wrong.
+        let failed = responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.error_code != 0);
+        return match failed {
+            Some(p) => Reply::Close(format!(
+                "acks=0 produce failed with error code {}",
+                p.error_code
+            )),
+            None => Reply::None,
+        };
+    }
+    if ctx.version() < 13 {
+        for t in responses.iter_mut() {
+            t.topic_id = uuid::Uuid::nil();
+        }
+    }
+    Reply::Response(ResponseKind::Produce(
+        ProduceResponse::default().with_responses(responses),
+    ))
+}
+
+/// Runs the appends (and, for acks=all, waits for their fsync) on a blocking thread.
+fn append_all(
+    jobs: Vec<Job>,
+    wait_for_fsync: bool,
+) -> Vec<(usize, usize, Result<AppendInfo, LogError>)> {
+    let mut results = Vec::with_capacity(jobs.len());
+    for mut job in jobs {
+        let result = job.log.append(&mut job.batches);
+        results.push((job.topic, job.partition, result, job.log));
+    }
+    results
+        .into_iter()
+        .map(|(t, p, result, log)| {
+            let result = match result {
+                Ok(info) if wait_for_fsync && !info.duplicate => {
+                    log.flush_to(info.last_offset).map(|()| info)
+                }
+                other => other,
+            };
+            (t, p, result)
+        })
+        .collect()
+}
+
+/// Checks that the records are a sequence of whole batches, none over `max` bytes.
+fn check_batches(records: Option<&Bytes>, max: i32) -> Result<(), ResponseError> {
+    let records = match records {
+        Some(r) if !r.is_empty() => r,
+        _ => return Err(ResponseError::CorruptMessage),
+    };
+    let mut pos = 0;
+    while pos < records.len() {
+        let header = records
+            .get(pos + 8..pos + 12)
+            .ok_or(ResponseError::CorruptMessage)?;
+        let len = i32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        if len < 0 {
+            return Err(ResponseError::CorruptMessage);
+        }
+        let size = len as usize + 12;
+        if size > max.max(0) as usize {
+            return Err(ResponseError::MessageTooLarge);
+        }
+        if pos + size > records.len() {
+            return Err(ResponseError::CorruptMessage);
+        }
+        pos += size;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; len];
+        b[8..12].copy_from_slice(&((len - 12) as i32).to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn oversized_batch_is_message_too_large_and_torn_one_corrupt() {
+        let ok = Bytes::from(batch(100));
+        assert_eq!(check_batches(Some(&ok), 100), Ok(()));
+        assert_eq!(
+            check_batches(Some(&ok), 99),
+            Err(ResponseError::MessageTooLarge)
+        );
+        let torn = ok.slice(..90);
+        assert_eq!(
+            check_batches(Some(&torn), 1000),
+            Err(ResponseError::CorruptMessage)
+        );
+        assert_eq!(
+            check_batches(None, 1000),
+            Err(ResponseError::CorruptMessage)
+        );
+    }
+}
