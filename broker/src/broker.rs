@@ -145,7 +145,11 @@ impl Broker {
                     tracing::error!(topic = topic.name(), partition = p, "retention failed: {e}");
                 }
                 if let Err(e) = log.compact(now) {
-                    tracing::error!(topic = topic.name(), partition = p, "compaction failed: {e}");
+                    tracing::error!(
+                        topic = topic.name(),
+                        partition = p,
+                        "compaction failed: {e}"
+                    );
                 }
             }
         }
