@@ -565,6 +565,13 @@ fn bad_frames_close_only_their_connection() -> anyhow::Result<()> {
     let mut truncated = 11i32.to_be_bytes().to_vec();
     truncated.extend_from_slice(&[0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0]);
     assert!(closed_after(addr, &truncated)?);
+    // A Metadata request announcing 2^31 topics in a few bytes.
+    let body = [
+        0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00,
+    ];
+    let mut huge = (body.len() as i32).to_be_bytes().to_vec();
+    huge.extend_from_slice(&body);
+    assert!(closed_after(addr, &huge)?);
     // A client that disconnects in the middle of a frame.
     {
         let mut s = std::net::TcpStream::connect(addr)?;

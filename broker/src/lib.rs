@@ -11,24 +11,27 @@
 //! - [`log`]: one partition's durable log: segments, indexes, recovery, retention,
 //!   compaction, group-commit fsync.
 //! - `kafka`: the wire protocol server (connection framing, dispatch, handlers).
+//! - [`GuardedAllocator`]: the allocator `strand serve` runs on, so that a request
+//!   announcing billions of elements cannot abort the process.
 //! - `group`: the consumer-group coordinator and committed offsets.
 //! - [`cluster`]: topics, partitions, per-topic configs and their persistence, producer
 //!   id allocation.
 
+mod alloc;
 mod broker;
 pub mod cluster;
 pub mod group;
 mod kafka;
 pub mod log;
 
+pub use alloc::GuardedAllocator;
 pub use broker::{Broker, BrokerConfig};
 pub use cluster::{Cluster, ClusterError, Topic, TopicConfig, TopicDefaults};
 pub use group::{GroupConfig, GroupCoordinator, GroupError};
 pub use log::{LogConfig, LogError, PartitionLog};
 
-/// Decodes one request frame (without its length prefix) as the server does; exposed for
-/// fuzzing and property tests of the decoding path.
-#[doc(hidden)]
-pub fn decode_request_frame(frame: bytes::Bytes) -> bool {
-    kafka::decode_request(frame).is_ok()
-}
+// Unit tests feed hostile requests to the decoders, so they run on the same allocator as
+// `strand serve`.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: GuardedAllocator = GuardedAllocator;

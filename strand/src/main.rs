@@ -6,6 +6,10 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+// A Kafka request announcing billions of elements must fail its decoding, not abort us.
+#[global_allocator]
+static ALLOCATOR: strand_broker::GuardedAllocator = strand_broker::GuardedAllocator;
+
 /// strand: a schema-first streaming platform speaking the Kafka and Confluent Schema
 /// Registry protocols.
 #[derive(Debug, Parser)]

@@ -14,9 +14,13 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, 
 
 use super::dispatch::RequestContext;
 
-/// Every API strand serves, with the lowest and highest version.
+/// Every API strand serves, with the lowest and highest version: Kafka 4.4's ranges where
+/// the codec allows them.
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 13),
+    // Kafka 4 no longer serves Produce v0-v2 but still advertises them (KAFKA-18659):
+    // older librdkafka refuses to compress unless Produce v0 is listed. Such a request is
+    // refused by closing the connection, as Kafka does.
+    (ApiKey::Produce, 0, 13),
     (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 13),
@@ -24,7 +28,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::InitProducerId, 0, 6),
+    (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),

@@ -230,3 +230,70 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     }
     Ok(frame)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A frame with a valid fixed header for `api`/`version` and then `body`.
+    fn frame(api: i16, version: i16, body: &[u8]) -> Bytes {
+        let mut f = Vec::new();
+        f.extend_from_slice(&api.to_be_bytes());
+        f.extend_from_slice(&version.to_be_bytes());
+        f.extend_from_slice(&1i32.to_be_bytes());
+        f.extend_from_slice(body);
+        Bytes::from(f)
+    }
+
+    #[test]
+    fn huge_array_count_is_refused_without_allocating_it() {
+        // Metadata v12 (flexible): client id null, no tagged fields, then a compact array
+        // announcing 2^31 topics in a frame of a few bytes.
+        let body = [0xff, 0xff, 0x00, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00];
+        assert!(decode_request(frame(3, 12, &body)).is_err());
+        // Metadata v1 (classic array): length i32::MAX.
+        let body = [0xff, 0xff, 0x7f, 0xff, 0xff, 0xff];
+        assert!(decode_request(frame(3, 1, &body)).is_err());
+    }
+
+    #[test]
+    fn unknown_key_and_unsupported_version_are_errors_but_new_api_versions_is_answered() {
+        assert!(matches!(
+            decode_request(frame(0x7f00, 0, &[])),
+            Err(FrameError::UnknownApiKey(_))
+        ));
+        assert!(matches!(
+            decode_request(frame(3, 99, &[])),
+            Err(FrameError::UnsupportedVersion { .. })
+        ));
+        assert!(matches!(
+            decode_request(frame(18, 99, &[])),
+            Ok(Decoded::ApiVersionsTooNew(1))
+        ));
+        assert!(matches!(
+            decode_request(Bytes::from_static(b"abc")),
+            Err(FrameError::TooShort(3))
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_request(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn random_bodies_of_served_requests_never_panic(
+            which in 0..api_versions::SUPPORTED.len(),
+            version_pick in any::<u16>(),
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let (api, min, max) = api_versions::SUPPORTED[which];
+            let version = min + (version_pick % (max - min + 1) as u16) as i16;
+            let _ = decode_request(frame(api as i16, version, &body));
+        }
+    }
+}

@@ -55,5 +55,3 @@ pub(crate) async fn serve(
         }
     }
 }
-
-pub(crate) use connection::decode_request;
