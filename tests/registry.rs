@@ -101,3 +101,96 @@ fn serve_registers_evolves_and_refuses_incompatible_schema() -> anyhow::Result<(
     assert!(strand.terminate()?.success());
     Ok(())
 }
+
+#[test]
+fn restart_keeps_subjects_versions_ids_config_and_mode() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("registry")?;
+    register(addr, "a", &user(Value::Null))?;
+    let optional = json!({"name": "email", "type": ["null", "string"], "default": null});
+    register(addr, "a", &user(optional.clone()))?;
+    register(addr, "b%2Fc", &user(optional))?;
+    let gone = json!({"name": "gone", "type": "int", "default": 0});
+    assert_eq!(register(addr, "d", &user(gone))?.1, json!({"id": 3}));
+    request(addr, "DELETE", "/subjects/d", None)?;
+    request(addr, "DELETE", "/subjects/d?permanent=true", None)?;
+    request(addr, "DELETE", "/subjects/a/versions/1", None)?;
+    request(
+        addr,
+        "PUT",
+        "/config/a",
+        Some(&json!({"compatibility": "FULL"})),
+    )?;
+    request(
+        addr,
+        "PUT",
+        "/config",
+        Some(&json!({"compatibility": "NONE"})),
+    )?;
+    request(
+        addr,
+        "PUT",
+        "/mode/b%2Fc",
+        Some(&json!({"mode": "READONLY"})),
+    )?;
+    assert!(strand.terminate()?.success());
+
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("registry")?;
+    assert_eq!(
+        request(addr, "GET", "/subjects", None)?.1,
+        json!(["a", "b/c"])
+    );
+    assert_eq!(
+        request(addr, "GET", "/subjects/a/versions", None)?.1,
+        json!([2])
+    );
+    assert_eq!(
+        request(addr, "GET", "/subjects/a/versions?deleted=true", None)?.1,
+        json!([1, 2])
+    );
+    let (_, v) = request(addr, "GET", "/subjects/b%2Fc/versions/1", None)?;
+    assert_eq!(
+        (v["subject"].clone(), v["id"].clone()),
+        (json!("b/c"), json!(2))
+    );
+    assert_eq!(request(addr, "GET", "/schemas/ids/1", None)?.0, 200);
+    assert_eq!(request(addr, "GET", "/schemas/ids/3", None)?.0, 404);
+    assert_eq!(
+        request(addr, "GET", "/config/a", None)?.1,
+        json!({"compatibilityLevel": "FULL"})
+    );
+    assert_eq!(
+        request(addr, "GET", "/config", None)?.1,
+        json!({"compatibilityLevel": "NONE"})
+    );
+    assert_eq!(
+        request(addr, "GET", "/mode/b%2Fc", None)?.1,
+        json!({"mode": "READONLY"})
+    );
+    // Id 3 was permanently deleted and is not given to a new schema.
+    let fresh = json!({"name": "fresh", "type": "long", "default": 1});
+    assert_eq!(register(addr, "e", &user(fresh))?.1, json!({"id": 4}));
+    assert!(strand.terminate()?.success());
+    Ok(())
+}
+
+#[test]
+fn registration_answered_is_kept_after_a_crash() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("registry")?;
+    for i in 0..20 {
+        let field = json!({"name": format!("f{i}"), "type": "int", "default": i});
+        assert_eq!(register(addr, "crash", &user(field))?.0, 200);
+    }
+    strand.kill()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("registry")?;
+    let (status, versions) = request(addr, "GET", "/subjects/crash/versions", None)?;
+    assert_eq!(status, 200);
+    assert_eq!(versions.as_array().map(Vec::len), Some(20));
+    assert_eq!(request(addr, "GET", "/schemas/ids/20", None)?.0, 200);
+    Ok(())
+}

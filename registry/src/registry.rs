@@ -5,6 +5,7 @@
 //! the [`SchemaLog`], then apply them — the same `apply` a restart replays.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
@@ -125,6 +126,8 @@ pub struct Registry {
     by_id: DashMap<u32, Bytes>,
     graphs: Mutex<HashMap<u32, Arc<Graph>>>,
     writer: tokio::sync::Mutex<()>,
+    /// Log position of the last append, for answers that must wait until it is durable.
+    appended: AtomicI64,
     options: Options,
 }
 
@@ -172,6 +175,7 @@ impl Registry {
             by_id: DashMap::new(),
             graphs: Mutex::new(HashMap::new()),
             writer: tokio::sync::Mutex::new(()),
+            appended: AtomicI64::new(-1),
             options,
         };
         registry.rebuild_indexes();
@@ -240,13 +244,16 @@ impl Registry {
         Ok(graph)
     }
 
-    /// Appends events durably, then applies them. The caller holds the writer lock.
-    async fn commit(&self, events: Vec<Event>) -> Result<(), RegistryError> {
+    /// Appends events, then applies them; returns the log position to make durable (with
+    /// [`Registry::durable`], after releasing the writer lock, before answering). The
+    /// caller holds the writer lock.
+    async fn commit(&self, events: Vec<Event>) -> Result<i64, RegistryError> {
         let records: Vec<LogRecord> = events.iter().map(Event::encode).collect();
         let log = self.log.clone();
-        tokio::task::spawn_blocking(move || log.append(&records))
+        let position = tokio::task::spawn_blocking(move || log.append(&records))
             .await
             .map_err(|e| RegistryError::Store(crate::store::StoreError(e.to_string())))??;
+        self.appended.fetch_max(position, Ordering::AcqRel);
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for event in &events {
             state.apply(event);
@@ -272,6 +279,18 @@ impl Registry {
                 _ => {}
             }
         }
+        Ok(position)
+    }
+
+    /// Returns once the log is durable up to `position`.
+    async fn durable(&self, position: i64) -> Result<(), RegistryError> {
+        if position < 0 {
+            return Ok(());
+        }
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.flush(position))
+            .await
+            .map_err(|e| RegistryError::Store(crate::store::StoreError(e.to_string())))??;
         Ok(())
     }
 
@@ -458,8 +477,8 @@ impl Registry {
         normalize: bool,
     ) -> Result<u32, RegistryError> {
         self.check_request(subject, request)?;
-        let _writer = self.writer.lock().await;
-        let (events, id, parsed) = {
+        let writer = self.writer.lock().await;
+        let decided = {
             let state = self.read();
             let mode = state.mode_for(subject);
             if mode.read_only() {
@@ -475,99 +494,133 @@ impl Registry {
                 && vs.values().any(|v| v.id == id && !v.deleted)
                 && request.version.is_none()
             {
-                return Ok(id);
+                Err(id)
+            } else {
+                Ok(self.decide_registration(
+                    &state, subject, request, normalize, mode, parsed, existing,
+                )?)
             }
-            let import = mode == Mode::Import;
-            let id = match (request.id, existing) {
-                (Some(given), _) if given <= 0 || given > i64::from(i32::MAX) => {
-                    return Err(RegistryError::InvalidSchema(format!(
-                        "invalid schema id {given}"
-                    )));
-                }
-                (Some(given), Some(known)) if given as u32 != known => {
+        };
+        let (events, id, parsed) = match decided {
+            Ok(decided) => decided,
+            Err(known) => {
+                // Already registered: answer once whatever was appended so far is durable,
+                // so this answer cannot get ahead of the registration that created it.
+                drop(writer);
+                self.durable(self.appended.load(Ordering::Acquire)).await?;
+                return Ok(known);
+            }
+        };
+        let position = self.commit(events).await?;
+        drop(writer);
+        if let Ok(mut graphs) = self.graphs.lock() {
+            graphs.entry(id).or_insert_with(|| Arc::new(parsed.graph));
+        }
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            state.identities.entry(parsed.identity).or_insert(id);
+        }
+        self.durable(position).await?;
+        Ok(id)
+    }
+
+    /// The events of a new registration, after the mode, id, version and compatibility
+    /// checks.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_registration(
+        &self,
+        state: &State,
+        subject: &str,
+        request: &SchemaRequest,
+        normalize: bool,
+        mode: Mode,
+        parsed: schema::Parsed,
+        existing: Option<u32>,
+    ) -> Result<(Vec<Event>, u32, schema::Parsed), RegistryError> {
+        let versions = state.subjects.get(subject);
+        let import = mode == Mode::Import;
+        let id = match (request.id, existing) {
+            (Some(given), _) if given <= 0 || given > i64::from(i32::MAX) => {
+                return Err(RegistryError::InvalidSchema(format!(
+                    "invalid schema id {given}"
+                )));
+            }
+            (Some(given), Some(known)) if given as u32 != known => {
+                return Err(RegistryError::OperationNotPermitted(format!(
+                    "Overwrite new schema with id {given} is not permitted."
+                )));
+            }
+            (Some(given), None) if !import => {
+                return Err(RegistryError::OperationNotPermitted(format!(
+                    "Subject {subject} is not in import mode; an id ({given}) may be given only in IMPORT mode"
+                )));
+            }
+            (Some(given), None) => {
+                let given = given as u32;
+                if state.schemas.contains_key(&given) {
                     return Err(RegistryError::OperationNotPermitted(format!(
                         "Overwrite new schema with id {given} is not permitted."
                     )));
                 }
-                (Some(given), None) if !import => {
-                    return Err(RegistryError::OperationNotPermitted(format!(
-                        "Subject {subject} is not in import mode; an id ({given}) may be given only in IMPORT mode"
-                    )));
-                }
-                (Some(given), None) => {
-                    let given = given as u32;
-                    if state.schemas.contains_key(&given) {
-                        return Err(RegistryError::OperationNotPermitted(format!(
-                            "Overwrite new schema with id {given} is not permitted."
-                        )));
-                    }
-                    given
-                }
-                (_, Some(known)) => known,
-                (None, None) => state.max_id + 1,
-            };
-            let max_version = versions
-                .and_then(|vs| vs.keys().next_back().copied())
-                .unwrap_or(0);
-            let version = match request.version {
-                Some(v) if !import => {
-                    return Err(RegistryError::OperationNotPermitted(format!(
-                        "Subject {subject} is not in import mode; a version ({v}) may be given only in IMPORT mode"
-                    )));
-                }
-                Some(v) if v <= 0 || v > i64::from(i32::MAX) => {
-                    return Err(RegistryError::InvalidVersion(v.to_string()));
-                }
-                Some(v) => {
-                    let v = v as u32;
-                    if versions.is_some_and(|vs| vs.contains_key(&v)) {
-                        return Err(RegistryError::OperationNotPermitted(format!(
-                            "Subject {subject} already has a version {v}"
-                        )));
-                    }
-                    v
-                }
-                None => max_version + 1,
-            };
-            if !import {
-                let level = state.level_for(subject);
-                let messages = self.check_against(&state, subject, &parsed.graph, level, None)?;
-                if !messages.is_empty() {
-                    return Err(RegistryError::Incompatible {
-                        subject: subject.to_string(),
-                        messages,
-                    });
-                }
+                given
             }
-            let mut events = Vec::new();
-            if existing.is_none() {
-                let references = request.references.clone().unwrap_or_default();
-                events.push(Event::SchemaId(SchemaContent {
-                    id,
-                    schema: if normalize {
-                        parsed.normalized.clone()
-                    } else {
-                        request.schema.clone().unwrap_or_default()
-                    },
-                    schema_type: None,
-                    references,
-                }));
-            }
-            events.push(Event::Version(VersionValue {
-                subject: subject.to_string(),
-                version,
-                id,
-                deleted: false,
-            }));
-            (events, id, parsed)
+            (_, Some(known)) => known,
+            (None, None) => state.max_id + 1,
         };
-        self.commit(events).await?;
-        if let Ok(mut graphs) = self.graphs.lock() {
-            graphs.entry(id).or_insert_with(|| Arc::new(parsed.graph));
+        let max_version = versions
+            .and_then(|vs| vs.keys().next_back().copied())
+            .unwrap_or(0);
+        let version = match request.version {
+            Some(v) if !import => {
+                return Err(RegistryError::OperationNotPermitted(format!(
+                    "Subject {subject} is not in import mode; a version ({v}) may be given only in IMPORT mode"
+                )));
+            }
+            Some(v) if v <= 0 || v > i64::from(i32::MAX) => {
+                return Err(RegistryError::InvalidVersion(v.to_string()));
+            }
+            Some(v) => {
+                let v = v as u32;
+                if versions.is_some_and(|vs| vs.contains_key(&v)) {
+                    return Err(RegistryError::OperationNotPermitted(format!(
+                        "Subject {subject} already has a version {v}"
+                    )));
+                }
+                v
+            }
+            None => max_version + 1,
+        };
+        if !import {
+            let level = state.level_for(subject);
+            let messages = self.check_against(state, subject, &parsed.graph, level, None)?;
+            if !messages.is_empty() {
+                return Err(RegistryError::Incompatible {
+                    subject: subject.to_string(),
+                    messages,
+                });
+            }
         }
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.identities.entry(parsed.identity).or_insert(id);
-        Ok(id)
+        let mut events = Vec::new();
+        if existing.is_none() {
+            let references = request.references.clone().unwrap_or_default();
+            events.push(Event::SchemaId(SchemaContent {
+                id,
+                schema: if normalize {
+                    parsed.normalized.clone()
+                } else {
+                    request.schema.clone().unwrap_or_default()
+                },
+                schema_type: None,
+                references,
+            }));
+        }
+        events.push(Event::Version(VersionValue {
+            subject: subject.to_string(),
+            version,
+            id,
+            deleted: false,
+        }));
+        Ok((events, id, parsed))
     }
 
     /// Compatibility messages of `graph` against the subject's versions under `level` (all
@@ -686,7 +739,7 @@ impl Registry {
         subject: &str,
         permanent: bool,
     ) -> Result<Vec<u32>, RegistryError> {
-        let _writer = self.writer.lock().await;
+        let writer = self.writer.lock().await;
         let (events, deleted) = {
             let state = self.read();
             Self::check_writable(&state, subject)?;
@@ -732,7 +785,9 @@ impl Registry {
                 (events, live.into_iter().map(|(n, _)| n).collect())
             }
         };
-        self.commit(events).await?;
+        let position = self.commit(events).await?;
+        drop(writer);
+        self.durable(position).await?;
         Ok(deleted)
     }
 
@@ -743,7 +798,7 @@ impl Registry {
         spec: VersionSpec,
         permanent: bool,
     ) -> Result<u32, RegistryError> {
-        let _writer = self.writer.lock().await;
+        let writer = self.writer.lock().await;
         let (event, version) = {
             let state = self.read();
             Self::check_writable(&state, subject)?;
@@ -785,7 +840,9 @@ impl Registry {
                 )
             }
         };
-        self.commit(vec![event]).await?;
+        let position = self.commit(vec![event]).await?;
+        drop(writer);
+        self.durable(position).await?;
         Ok(version)
     }
 
@@ -818,18 +875,21 @@ impl Registry {
         let level: Level = level
             .parse()
             .map_err(|_| RegistryError::InvalidCompatibilityLevel)?;
-        let _writer = self.writer.lock().await;
-        self.commit(vec![Event::Config {
-            subject: subject.map(str::to_string),
-            level: Some(level.as_str().to_string()),
-        }])
-        .await?;
+        let writer = self.writer.lock().await;
+        let position = self
+            .commit(vec![Event::Config {
+                subject: subject.map(str::to_string),
+                level: Some(level.as_str().to_string()),
+            }])
+            .await?;
+        drop(writer);
+        self.durable(position).await?;
         Ok(level)
     }
 
     /// Removes a subject's (or the global) level; returns the level it had.
     pub async fn delete_config(&self, subject: Option<&str>) -> Result<Level, RegistryError> {
-        let _writer = self.writer.lock().await;
+        let writer = self.writer.lock().await;
         let previous = {
             let state = self.read();
             match subject {
@@ -840,11 +900,14 @@ impl Registry {
                     .ok_or_else(|| RegistryError::NoSubjectConfig(s.to_string()))?,
             }
         };
-        self.commit(vec![Event::Config {
-            subject: subject.map(str::to_string),
-            level: None,
-        }])
-        .await?;
+        let position = self
+            .commit(vec![Event::Config {
+                subject: subject.map(str::to_string),
+                level: None,
+            }])
+            .await?;
+        drop(writer);
+        self.durable(position).await?;
         Ok(previous)
     }
 
@@ -877,7 +940,7 @@ impl Registry {
             check_subject(s)?;
         }
         let mode: Mode = mode.parse().map_err(|_| RegistryError::InvalidMode)?;
-        let _writer = self.writer.lock().await;
+        let writer = self.writer.lock().await;
         if mode == Mode::Import && !force {
             let state = self.read();
             let existing = match subject {
@@ -890,17 +953,20 @@ impl Registry {
                 ));
             }
         }
-        self.commit(vec![Event::Mode {
-            subject: subject.map(str::to_string),
-            mode: Some(mode.as_str().to_string()),
-        }])
-        .await?;
+        let position = self
+            .commit(vec![Event::Mode {
+                subject: subject.map(str::to_string),
+                mode: Some(mode.as_str().to_string()),
+            }])
+            .await?;
+        drop(writer);
+        self.durable(position).await?;
         Ok(mode)
     }
 
     /// Removes a subject's (or the global) mode; returns the mode it had.
     pub async fn delete_mode(&self, subject: Option<&str>) -> Result<Mode, RegistryError> {
-        let _writer = self.writer.lock().await;
+        let writer = self.writer.lock().await;
         let previous = {
             let state = self.read();
             match subject {
@@ -911,11 +977,14 @@ impl Registry {
                     .ok_or_else(|| RegistryError::NoSubjectMode(s.to_string()))?,
             }
         };
-        self.commit(vec![Event::Mode {
-            subject: subject.map(str::to_string),
-            mode: None,
-        }])
-        .await?;
+        let position = self
+            .commit(vec![Event::Mode {
+                subject: subject.map(str::to_string),
+                mode: None,
+            }])
+            .await?;
+        drop(writer);
+        self.durable(position).await?;
         Ok(previous)
     }
 }

@@ -2,6 +2,7 @@
 //! process; the other subcommands administer and use a running one.
 
 mod config;
+mod schemas_log;
 mod serve;
 
 use clap::{Parser, Subcommand};

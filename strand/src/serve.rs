@@ -50,7 +50,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let admin_task = tokio::spawn(serve_admin(admin, shutdown_rx.clone()));
-    let registry_task = tokio::spawn(serve_registry(registry, shutdown_rx.clone()));
+    let registry_task = tokio::spawn(serve_registry(
+        registry,
+        broker.schemas_log(),
+        shutdown_rx.clone(),
+    ));
     let kafka_task = tokio::spawn(broker.clone().serve(kafka, shutdown_rx.clone()));
     let background = tokio::spawn(broker.clone().run_background(shutdown_rx.clone()));
 
@@ -140,14 +144,20 @@ async fn serve_admin(
         .context("admin server")
 }
 
+/// Serves the schema registry, its state replayed from (and kept in) `_schemas`.
 async fn serve_registry(
     listener: TcpListener,
+    schemas: Arc<strand_broker::PartitionLog>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let log = std::sync::Arc::new(strand_registry::MemoryLog::new());
-    let registry = strand_registry::Registry::open(log, strand_registry::Options::default())
-        .context("opening the schema registry")?;
-    let app = strand_registry::router(std::sync::Arc::new(registry));
+    let log = Arc::new(crate::schemas_log::SchemasLog(schemas));
+    let registry = tokio::task::spawn_blocking(move || {
+        strand_registry::Registry::open(log, strand_registry::Options::default())
+    })
+    .await
+    .context("opening the schema registry")?
+    .context("replaying _schemas")?;
+    let app = strand_registry::router(Arc::new(registry));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;

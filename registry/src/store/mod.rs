@@ -27,10 +27,16 @@ pub struct LogRecord {
 #[error("schema log: {0}")]
 pub struct StoreError(pub String);
 
-/// Where registry events are kept. Both methods block (call them off the async workers).
+/// Where registry events are kept. Every method blocks (call them off the async workers).
+///
+/// Appending and making durable are two steps so that, while one change waits for its
+/// fsync, the next can already be appended, and one fsync covers both (group commit).
 pub trait SchemaLog: Send + Sync + 'static {
-    /// Appends records in order and returns once they are durable.
-    fn append(&self, records: &[LogRecord]) -> Result<(), StoreError>;
+    /// Appends records in order; returns the position [`SchemaLog::flush`] needs to make
+    /// them durable.
+    fn append(&self, records: &[LogRecord]) -> Result<i64, StoreError>;
+    /// Returns once everything appended up to `position` is durable.
+    fn flush(&self, position: i64) -> Result<(), StoreError>;
     /// Every record appended so far (or its compaction), in order.
     fn replay(&self) -> Result<Vec<LogRecord>, StoreError>;
 }
@@ -49,12 +55,16 @@ impl MemoryLog {
 }
 
 impl SchemaLog for MemoryLog {
-    fn append(&self, records: &[LogRecord]) -> Result<(), StoreError> {
+    fn append(&self, records: &[LogRecord]) -> Result<i64, StoreError> {
         let mut log = self
             .records
             .lock()
             .map_err(|_| StoreError("memory log poisoned".into()))?;
         log.extend_from_slice(records);
+        Ok(log.len() as i64)
+    }
+
+    fn flush(&self, _position: i64) -> Result<(), StoreError> {
         Ok(())
     }
 

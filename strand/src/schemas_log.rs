@@ -1,0 +1,180 @@
+//! The schema registry's store over the broker's compacted `_schemas` topic: each registry
+//! event is a Kafka record (key and value JSON, as in Confluent's `_schemas`) in a RecordBatch
+//! v2 appended to partition 0, so the registry's state is readable with any Kafka consumer
+//! and survives restarts; replay reads the partition from its log start offset.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use strand_broker::PartitionLog;
+use strand_registry::{LogRecord, SchemaLog, StoreError};
+
+/// How much one replay read asks for.
+const REPLAY_READ_BYTES: usize = 1024 * 1024;
+
+/// `_schemas` partition 0 as a [`SchemaLog`].
+pub struct SchemasLog(pub Arc<PartitionLog>);
+
+fn store_error(context: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("_schemas: {context}: {e}"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn encode(records: &[LogRecord]) -> Result<BytesMut, StoreError> {
+    let timestamp = now_ms();
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp,
+            key: Some(Bytes::copy_from_slice(&r.key)),
+            value: r.value.as_deref().map(Bytes::copy_from_slice),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| store_error("encoding a record batch", e))?;
+    Ok(buf)
+}
+
+/// The offset after the last record of each whole batch in `bytes` (RecordBatch v2 header:
+/// baseOffset i64 at 0, batchLength i32 at 8, lastOffsetDelta i32 at 23), so that replay
+/// moves past batches whose records compaction removed.
+fn end_of_batches(bytes: &[u8]) -> Option<i64> {
+    let mut rest = bytes;
+    let mut end = None;
+    while rest.len() >= 27 {
+        let base = i64::from_be_bytes(rest[0..8].try_into().ok()?);
+        let length = i32::from_be_bytes(rest[8..12].try_into().ok()?);
+        let delta = i32::from_be_bytes(rest[23..27].try_into().ok()?);
+        end = Some(base + i64::from(delta) + 1);
+        let total = 12 + usize::try_from(length).ok()?;
+        if total > rest.len() {
+            break;
+        }
+        rest = &rest[total..];
+    }
+    end
+}
+
+impl SchemaLog for SchemasLog {
+    fn append(&self, records: &[LogRecord]) -> Result<i64, StoreError> {
+        if records.is_empty() {
+            return Ok(-1);
+        }
+        let mut batch = encode(records)?;
+        let info = self
+            .0
+            .append(&mut batch)
+            .map_err(|e| store_error("append", e))?;
+        Ok(info.last_offset)
+    }
+
+    fn flush(&self, position: i64) -> Result<(), StoreError> {
+        self.0
+            .flush_to(position)
+            .map_err(|e| store_error("flush", e))
+    }
+
+    fn replay(&self) -> Result<Vec<LogRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut next = self.0.log_start_offset();
+        loop {
+            let end = self.0.log_end_offset();
+            if next >= end {
+                break;
+            }
+            let read = self
+                .0
+                .read(next, REPLAY_READ_BYTES, true)
+                .map_err(|e| store_error("read", e))?;
+            if read.records.is_empty() {
+                break;
+            }
+            let past = end_of_batches(&read.records).unwrap_or(next + 1);
+            let mut buf = read.records.clone();
+            while buf.has_remaining() {
+                let set = RecordBatchDecoder::decode(&mut buf)
+                    .map_err(|e| store_error(&format!("decoding at offset {next}"), e))?;
+                for record in set.records {
+                    if record.offset < next || record.control {
+                        continue;
+                    }
+                    if let Some(key) = record.key {
+                        out.push(LogRecord {
+                            key: key.to_vec(),
+                            value: record.value.map(|v| v.to_vec()),
+                        });
+                    }
+                }
+            }
+            next = past.max(next + 1);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strand_broker::LogConfig;
+
+    fn record(key: &str, value: Option<&str>) -> LogRecord {
+        LogRecord {
+            key: key.as_bytes().to_vec(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn appended_records_replay_in_order_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("_schemas-0");
+        let written = vec![
+            record("a", Some("1")),
+            record("b", None),
+            record("a", Some("2")),
+        ];
+        {
+            let log = SchemasLog(Arc::new(
+                PartitionLog::open(&path, LogConfig::default()).unwrap(),
+            ));
+            let position = log.append(&written[..2]).unwrap();
+            log.flush(position).unwrap();
+            let position = log.append(&written[2..]).unwrap();
+            log.flush(position).unwrap();
+            log.0.close().unwrap();
+        }
+        let log = SchemasLog(Arc::new(
+            PartitionLog::open(&path, LogConfig::default()).unwrap(),
+        ));
+        assert_eq!(log.replay().unwrap(), written);
+    }
+}
