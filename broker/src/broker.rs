@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cluster::{CONSUMER_OFFSETS, Cluster, ClusterError, SCHEMAS, TopicDefaults};
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::PartitionLog;
 
 /// Settings of the broker (a subset of Kafka's broker configs).
@@ -30,6 +31,8 @@ pub struct BrokerConfig {
     pub cleaner_interval_ms: u64,
     /// `socket.request.max.bytes`: larger request frames close the connection unread.
     pub socket_request_max_bytes: u32,
+    /// The consumer-group coordinator's settings (`group.*`, `offsets.*`).
+    pub groups: GroupConfig,
 }
 
 impl BrokerConfig {
@@ -50,17 +53,37 @@ impl BrokerConfig {
 pub struct Broker {
     config: BrokerConfig,
     cluster: Cluster,
+    groups: GroupCoordinator,
 }
 
 impl Broker {
-    /// Opens the data directory (blocking: loads every topic and recovers its logs).
+    /// Opens the data directory (blocking: loads every topic and recovers its logs, and
+    /// replays `__consumer_offsets`); runs inside a Tokio runtime context (e.g.
+    /// `spawn_blocking`), where the group coordinator starts its tasks.
     pub fn open(config: BrokerConfig) -> Result<Broker, ClusterError> {
         let cluster = Cluster::open(
             &config.data_dir,
             config.topic_defaults.clone(),
             config.num_partitions,
         )?;
-        Ok(Broker { config, cluster })
+        let offsets = internal_log(&cluster, CONSUMER_OFFSETS);
+        let path = offsets.dir().to_path_buf();
+        let groups = GroupCoordinator::open_log(offsets, config.groups.clone()).map_err(|e| {
+            ClusterError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Broker {
+            config,
+            cluster,
+            groups,
+        })
+    }
+
+    /// The consumer-group coordinator.
+    pub fn groups(&self) -> &GroupCoordinator {
+        &self.groups
     }
 
     /// The broker's settings.
@@ -89,11 +112,7 @@ impl Broker {
     }
 
     fn internal_log(&self, name: &str) -> Arc<PartitionLog> {
-        // Created by `Cluster::open` and never deletable, so always present.
-        match self.cluster.topic(name).and_then(|t| t.partition(0)) {
-            Some(log) => log,
-            None => unreachable!("internal topic {name} is created at open and cannot be deleted"),
-        }
+        internal_log(&self.cluster, name)
     }
 
     /// Serves Kafka clients on `listener` until `shutdown` turns true.
@@ -153,6 +172,14 @@ impl Broker {
                 }
             }
         }
+    }
+}
+
+fn internal_log(cluster: &Cluster, name: &str) -> Arc<PartitionLog> {
+    // Created by `Cluster::open` and never deletable, so always present.
+    match cluster.topic(name).and_then(|t| t.partition(0)) {
+        Some(log) => log,
+        None => unreachable!("internal topic {name} is created at open and cannot be deleted"),
     }
 }
 

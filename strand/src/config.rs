@@ -93,6 +93,18 @@ settings! {
     message_max_bytes: i32 = 1_048_588, env = "STRAND_MESSAGE_MAX_BYTES";
     /// Largest request frame accepted before allocation (`socket.request.max.bytes`) [default: 104857600].
     socket_request_max_bytes: u32 = 104_857_600, env = "STRAND_SOCKET_REQUEST_MAX_BYTES";
+    /// How long the first rebalance of an empty consumer group waits for more members (`group.initial.rebalance.delay.ms`) [default: 3000].
+    group_initial_rebalance_delay_ms: u64 = 3000, env = "STRAND_GROUP_INITIAL_REBALANCE_DELAY_MS";
+    /// Smallest session timeout a consumer may ask for (`group.min.session.timeout.ms`) [default: 6000].
+    group_min_session_timeout_ms: u64 = 6000, env = "STRAND_GROUP_MIN_SESSION_TIMEOUT_MS";
+    /// Largest session timeout a consumer may ask for (`group.max.session.timeout.ms`) [default: 1800000].
+    group_max_session_timeout_ms: u64 = 1_800_000, env = "STRAND_GROUP_MAX_SESSION_TIMEOUT_MS";
+    /// Most members of one consumer group (`group.max.size`) [default: 1000].
+    group_max_size: usize = 1000, env = "STRAND_GROUP_MAX_SIZE";
+    /// Committed offsets of a group empty this long expire (`offsets.retention.minutes`) [default: 10080].
+    offsets_retention_minutes: u64 = 7 * 24 * 60, env = "STRAND_OFFSETS_RETENTION_MINUTES";
+    /// How often expired offsets are removed, in milliseconds (`offsets.retention.check.interval.ms`) [default: 600000].
+    offsets_retention_check_interval_ms: u64 = 600_000, env = "STRAND_OFFSETS_RETENTION_CHECK_INTERVAL_MS";
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileSettings> {

@@ -4,10 +4,11 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::routing::get;
-use strand_broker::{Broker, BrokerConfig, LogConfig, TopicDefaults};
+use strand_broker::{Broker, BrokerConfig, GroupConfig, LogConfig, TopicDefaults};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -93,6 +94,19 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
         flush_interval_ms: config.log_flush_interval_ms,
         cleaner_interval_ms: config.log_cleaner_interval_ms,
         socket_request_max_bytes: config.socket_request_max_bytes,
+        groups: GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+            max_size: config.group_max_size,
+            offsets_retention: Duration::from_secs(
+                config.offsets_retention_minutes.saturating_mul(60),
+            ),
+            offsets_retention_check_interval: Duration::from_millis(
+                config.offsets_retention_check_interval_ms.max(1),
+            ),
+            ..GroupConfig::default()
+        },
     }
 }
 

@@ -178,12 +178,18 @@ fn start_nanos() -> u64 {
 
 impl GroupCoordinator {
     /// Opens the coordinator over the `__consumer_offsets` log: replays it into memory
-    /// and starts the writer and offset-expiry tasks. Must run inside a Tokio runtime.
-    pub(crate) async fn open(
+    /// (blocking) and starts the writer and offset-expiry tasks, which needs a Tokio
+    /// runtime context (a worker or a `spawn_blocking` thread).
+    pub(crate) fn open(
         log: Arc<dyn OffsetsLog>,
         config: GroupConfig,
     ) -> Result<GroupCoordinator, GroupError> {
-        let replayed = store::replay(log.as_ref()).await?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(GroupError::Storage(
+                "the group coordinator must be opened inside a Tokio runtime".into(),
+            ));
+        }
+        let replayed = store::replay(log.as_ref())?;
         let (tx, rx) = mpsc::channel(store::WRITE_QUEUE);
         tokio::spawn(store::run_writer(log, rx));
         let inner = Arc::new(Inner {
@@ -199,12 +205,12 @@ impl GroupCoordinator {
     }
 
     /// Opens the coordinator over the `__consumer_offsets` partition log (see
-    /// [`GroupCoordinator::open`]).
-    pub async fn open_log(
+    /// [`GroupCoordinator::open`]; blocking, inside a Tokio runtime context).
+    pub fn open_log(
         log: Arc<crate::log::PartitionLog>,
         config: GroupConfig,
     ) -> Result<GroupCoordinator, GroupError> {
-        Self::open(Arc::new(store::PartitionOffsetsLog(log)), config).await
+        Self::open(Arc::new(store::PartitionOffsetsLog(log)), config)
     }
 
     /// JoinGroup: joins (or rejoins) a member; resolves when the rebalance completes.
@@ -736,7 +742,7 @@ impl Inner {
         g.pending_sync.clear();
         let was_empty = g.state == GroupState::Empty;
         g.transition(GroupState::PreparingRebalance);
-        let token = g.next_timer_token();
+        let token = self.next_serial();
         g.join_timer = token;
         let rebalance_timeout = g.max_rebalance_timeout();
         let delay = if was_empty {
@@ -771,7 +777,7 @@ impl Inner {
                 g.new_member_added = false;
                 let delay = self.config.initial_rebalance_delay.min(remaining);
                 g.initial_join_remaining = Some(remaining - delay);
-                let token = g.next_timer_token();
+                let token = self.next_serial();
                 g.join_timer = token;
                 self.spawn_group_timer(&g.id, TimerKind::Join(token), Instant::now() + delay);
                 return;
@@ -801,7 +807,7 @@ impl Inner {
         }
         if !self.elect_joined_leader(g) && !g.members.is_empty() {
             // Nobody rejoined (static members only): wait another rebalance timeout.
-            let token = g.next_timer_token();
+            let token = self.next_serial();
             g.join_timer = token;
             let at = Instant::now() + g.max_rebalance_timeout();
             self.spawn_group_timer(&g.id, TimerKind::Join(token), at);
@@ -843,7 +849,7 @@ impl Inner {
             }
             g.pending_sync.insert(id);
         }
-        let token = g.next_timer_token();
+        let token = self.next_serial();
         g.sync_timer = token;
         let at = Instant::now() + g.max_rebalance_timeout();
         self.spawn_group_timer(&g.id, TimerKind::Sync(token), at);

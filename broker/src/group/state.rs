@@ -96,11 +96,11 @@ pub(crate) struct Group {
     /// While the initial rebalance delay runs: how much rebalance timeout is left.
     pub initial_join_remaining: Option<Duration>,
     /// Token of the armed join timer (0: none); a timer whose token is stale does nothing.
+    /// Tokens come from the coordinator-wide serial, so a group re-created under the same
+    /// id never matches a timer of its predecessor.
     pub join_timer: u64,
     /// Token of the armed pending-sync timer (0: none).
     pub sync_timer: u64,
-    /// Source of timer tokens.
-    pub timer_seq: u64,
     /// Topics the members subscribe to, when the protocol type is `consumer` and their
     /// subscriptions could be read; `None` means "unknown, assume all".
     pub subscribed_topics: Option<HashSet<String>>,
@@ -128,7 +128,6 @@ impl Group {
             initial_join_remaining: None,
             join_timer: 0,
             sync_timer: 0,
-            timer_seq: 0,
             subscribed_topics: None,
             offsets: HashMap::new(),
             outbox: Vec::new(),
@@ -138,11 +137,6 @@ impl Group {
     pub fn transition(&mut self, state: GroupState) {
         self.state = state;
         self.state_timestamp_ms = now_ms();
-    }
-
-    pub fn next_timer_token(&mut self) -> u64 {
-        self.timer_seq += 1;
-        self.timer_seq
     }
 
     pub fn is_leader(&self, member_id: &str) -> bool {

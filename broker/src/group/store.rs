@@ -47,8 +47,8 @@ pub(crate) trait OffsetsLog: Send + Sync + 'static {
     /// Appends RecordBatch v2 bytes; resolves once they are durable (fsynced).
     fn append(&self, batch: Vec<u8>) -> BoxFuture<Result<(), GroupError>>;
     /// Reads whole batches from `offset` (or from the log start, if later), up to about
-    /// `max_bytes`.
-    fn read(&self, offset: i64, max_bytes: usize) -> BoxFuture<Result<LogChunk, GroupError>>;
+    /// `max_bytes`. Blocking: only used while opening.
+    fn read(&self, offset: i64, max_bytes: usize) -> Result<LogChunk, GroupError>;
 }
 
 /// `__consumer_offsets` as a [`PartitionLog`]: blocking calls run on the blocking pool.
@@ -71,19 +71,12 @@ impl OffsetsLog for PartitionOffsetsLog {
         })
     }
 
-    fn read(&self, offset: i64, max_bytes: usize) -> BoxFuture<Result<LogChunk, GroupError>> {
-        let log = Arc::clone(&self.0);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let offset = offset.max(log.log_start_offset());
-                let read = log.read(offset, max_bytes, true).map_err(storage)?;
-                Ok(LogChunk {
-                    records: read.records,
-                    log_end_offset: read.high_watermark,
-                })
-            })
-            .await
-            .map_err(storage)?
+    fn read(&self, offset: i64, max_bytes: usize) -> Result<LogChunk, GroupError> {
+        let offset = offset.max(self.0.log_start_offset());
+        let read = self.0.read(offset, max_bytes, true).map_err(storage)?;
+        Ok(LogChunk {
+            records: read.records,
+            log_end_offset: read.high_watermark,
         })
     }
 }
@@ -482,12 +475,12 @@ impl Replayed {
 /// How much one replay read asks for.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
-/// Reads the whole log, keeping the last value of every key.
-pub(crate) async fn replay(log: &dyn OffsetsLog) -> Result<Replayed, GroupError> {
+/// Reads the whole log, keeping the last value of every key (blocking).
+pub(crate) fn replay(log: &dyn OffsetsLog) -> Result<Replayed, GroupError> {
     let mut replayed = Replayed::default();
     let mut next = 0i64;
     loop {
-        let chunk = log.read(next, REPLAY_READ_BYTES).await?;
+        let chunk = log.read(next, REPLAY_READ_BYTES)?;
         if chunk.records.is_empty() || next >= chunk.log_end_offset {
             break;
         }
@@ -549,13 +542,12 @@ pub(crate) mod tests {
             Box::pin(async { Ok(()) })
         }
 
-        fn read(&self, _offset: i64, _max: usize) -> BoxFuture<Result<LogChunk, GroupError>> {
+        fn read(&self, _offset: i64, _max: usize) -> Result<LogChunk, GroupError> {
             let guard = self.batches.lock().unwrap();
-            let chunk = LogChunk {
+            Ok(LogChunk {
                 records: Bytes::from(guard.0.clone()),
                 log_end_offset: guard.1,
-            };
-            Box::pin(async move { Ok(chunk) })
+            })
         }
     }
 
@@ -603,7 +595,7 @@ pub(crate) mod tests {
         log.append(encode_batch(records.iter()).unwrap())
             .await
             .unwrap();
-        let replayed = replay(&log).await.unwrap();
+        let replayed = replay(&log).unwrap();
         let offsets = &replayed.offsets["g"];
         assert_eq!(offsets.len(), 2);
         assert_eq!(offsets[&("t".to_string(), 0)], committed);

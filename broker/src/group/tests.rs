@@ -24,7 +24,7 @@ fn config() -> GroupConfig {
 }
 
 async fn open(log: Arc<dyn OffsetsLog>, config: GroupConfig) -> GroupCoordinator {
-    GroupCoordinator::open(log, config).await.unwrap()
+    GroupCoordinator::open(log, config).unwrap()
 }
 
 fn join_req(group: &str, member_id: &str, instance: Option<&str>, topics: &[&str]) -> JoinRequest {
@@ -529,9 +529,7 @@ async fn committed_offsets_survive_reopening_a_partition_log() {
             .unwrap(),
         )
     };
-    let c = GroupCoordinator::open_log(open_log(), config())
-        .await
-        .unwrap();
+    let c = GroupCoordinator::open_log(open_log(), config()).unwrap();
     for offset in 1..=50 {
         c.commit_offsets(commit(
             "g",
@@ -542,9 +540,7 @@ async fn committed_offsets_survive_reopening_a_partition_log() {
         .await;
     }
     drop(c);
-    let c = GroupCoordinator::open_log(open_log(), config())
-        .await
-        .unwrap();
+    let c = GroupCoordinator::open_log(open_log(), config()).unwrap();
     assert_eq!(fetch_one(&c, "g", "t", 0).await.offset, 50);
     assert_eq!(fetch_one(&c, "g", "t", 1).await.offset, 100);
     assert_eq!(fetch_one(&c, "g", "t", 2).await.offset, -1);

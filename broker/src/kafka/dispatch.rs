@@ -13,8 +13,8 @@ use std::sync::Arc;
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
 use super::{
-    api_versions, configs, delete_records, describe_cluster, fetch, init_producer_id, leader_epoch,
-    list_offsets, metadata, produce, topics,
+    api_versions, configs, delete_records, describe_cluster, fetch, groups, init_producer_id,
+    leader_epoch, list_offsets, metadata, produce, topics,
 };
 use crate::Broker;
 
@@ -24,8 +24,7 @@ pub(crate) struct RequestContext {
     pub(crate) broker: Arc<Broker>,
     /// The decoded request header (API version, correlation id, client id).
     pub(crate) header: RequestHeader,
-    /// The client's address, for log lines.
-    #[allow(dead_code)]
+    /// The client's address, for log lines and group member descriptions.
     pub(crate) peer: SocketAddr,
 }
 
@@ -96,6 +95,39 @@ pub(crate) fn dispatch(ctx: RequestContext, request: RequestKind) -> Pending {
             )),
             RequestKind::InitProducerId(req) => Reply::Response(ResponseKind::InitProducerId(
                 init_producer_id::handle(&ctx, req).await,
+            )),
+            RequestKind::FindCoordinator(req) => Reply::Response(ResponseKind::FindCoordinator(
+                groups::find_coordinator(&ctx, req),
+            )),
+            RequestKind::JoinGroup(req) => {
+                Reply::Response(ResponseKind::JoinGroup(groups::join_group(&ctx, req).await))
+            }
+            RequestKind::SyncGroup(req) => {
+                Reply::Response(ResponseKind::SyncGroup(groups::sync_group(&ctx, req).await))
+            }
+            RequestKind::Heartbeat(req) => {
+                Reply::Response(ResponseKind::Heartbeat(groups::heartbeat(&ctx, req).await))
+            }
+            RequestKind::LeaveGroup(req) => Reply::Response(ResponseKind::LeaveGroup(
+                groups::leave_group(&ctx, req).await,
+            )),
+            RequestKind::OffsetCommit(req) => Reply::Response(ResponseKind::OffsetCommit(
+                groups::offset_commit(&ctx, req).await,
+            )),
+            RequestKind::OffsetFetch(req) => Reply::Response(ResponseKind::OffsetFetch(
+                groups::offset_fetch(&ctx, req).await,
+            )),
+            RequestKind::OffsetDelete(req) => Reply::Response(ResponseKind::OffsetDelete(
+                groups::offset_delete(&ctx, req).await,
+            )),
+            RequestKind::ListGroups(req) => Reply::Response(ResponseKind::ListGroups(
+                groups::list_groups(&ctx, req).await,
+            )),
+            RequestKind::DescribeGroups(req) => Reply::Response(ResponseKind::DescribeGroups(
+                groups::describe_groups(&ctx, req).await,
+            )),
+            RequestKind::DeleteGroups(req) => Reply::Response(ResponseKind::DeleteGroups(
+                groups::delete_groups(&ctx, req).await,
             )),
             other => Reply::Close(format!(
                 "no handler for {:?} (it is not advertised in ApiVersions)",

@@ -4,7 +4,8 @@
 //! length, a request header v0–v2, the body) and responses; `dispatch` routes each
 //! decoded request to its handler, one module per API family: `api_versions`,
 //! `metadata`, `produce`, `fetch`, `list_offsets`, `topics` (create/delete/partitions),
-//! `configs`, `delete_records`, `leader_epoch`, `describe_cluster`, `init_producer_id`. Codecs come from the `kafka-protocol` crate; handlers turn a decoded
+//! `configs`, `delete_records`, `leader_epoch`, `describe_cluster`, `init_producer_id`,
+//! `groups` (consumer groups and committed offsets). Codecs come from the `kafka-protocol` crate; handlers turn a decoded
 //! request into calls on the cluster and the partition logs and back into a response.
 //! `error` is the one place where strand's errors become Kafka error codes.
 
@@ -16,6 +17,7 @@ mod describe_cluster;
 mod dispatch;
 mod error;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
