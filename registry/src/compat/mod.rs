@@ -349,4 +349,94 @@ mod tests {
         assert!(check_level(Level::ForwardTransitive, &v3, &prev).is_empty());
         assert!(!check_level(Level::BackwardTransitive, &v3, &prev).is_empty());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const PRIMS: [&str; 7] = [
+            "boolean", "int", "long", "float", "double", "bytes", "string",
+        ];
+
+        /// The promotions of the Avro specification, as a table: the model.
+        fn reads(reader: &str, writer: &str) -> bool {
+            reader == writer
+                || matches!(
+                    (reader, writer),
+                    ("long", "int")
+                        | ("float", "int" | "long")
+                        | ("double", "int" | "long" | "float")
+                        | ("string", "bytes")
+                        | ("bytes", "string")
+                )
+        }
+
+        fn prim() -> impl Strategy<Value = &'static str> {
+            proptest::sample::select(PRIMS.to_vec())
+        }
+
+        fn branches() -> impl Strategy<Value = Vec<&'static str>> {
+            proptest::sample::subsequence(PRIMS.to_vec(), 1..=4)
+        }
+
+        fn schema() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                prim().prop_map(|p| json!(p)),
+                branches().prop_map(|b| json!(b)),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    inner
+                        .clone()
+                        .prop_map(|i| json!({"type": "array", "items": i})),
+                    inner
+                        .clone()
+                        .prop_map(|v| json!({"type": "map", "values": v})),
+                    (proptest::collection::vec(inner, 1..4), any::<u64>()).prop_map(
+                        |(types, n)| {
+                            let fields: Vec<_> = types
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, t)| json!({"name": format!("f{i}"), "type": t}))
+                                .collect();
+                            json!({"type": "record", "name": format!("R{n}"), "fields": fields})
+                        }
+                    ),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn every_schema_reads_its_own_data(s in schema()) {
+                prop_assert!(kinds(s.clone(), s).is_empty());
+            }
+
+            #[test]
+            fn primitives_and_unions_follow_the_promotion_table(
+                reader in branches(),
+                writer in branches(),
+                reader_union in any::<bool>(),
+                writer_union in any::<bool>(),
+            ) {
+                let r = if reader_union { json!(reader) } else { json!(reader[0]) };
+                let w = if writer_union { json!(writer) } else { json!(writer[0]) };
+                let rs: Vec<&str> = if reader_union { reader.clone() } else { vec![reader[0]] };
+                let ws: Vec<&str> = if writer_union { writer.clone() } else { vec![writer[0]] };
+                let expected = ws.iter().all(|w| rs.iter().any(|r| reads(r, w)));
+                prop_assert_eq!(kinds(r, w).is_empty(), expected);
+            }
+
+            #[test]
+            fn optional_field_with_default_keeps_full_compatibility(s in schema()) {
+                let old = json!({"type": "record", "name": "Top", "fields": [{"name": "x", "type": s}]});
+                let mut new = old.clone();
+                new["fields"].as_array_mut().unwrap().push(
+                    json!({"name": "added", "type": ["null", "string"], "default": null}),
+                );
+                prop_assert!(kinds(new.clone(), old.clone()).is_empty());
+                prop_assert!(kinds(old, new).is_empty());
+            }
+        }
+    }
 }
