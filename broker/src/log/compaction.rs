@@ -18,6 +18,7 @@
 //! between the renames leaves index files that disagree with the log, which the next open
 //! rebuilds. Readers that found the old segment keep reading its (now unlinked) file.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -34,6 +35,17 @@ use super::index::{self, IndexBuilder};
 use super::partition::{PartitionLog, SegmentView, lock};
 use super::segment::{self, BatchReader, SegmentFile};
 use super::{CleanupPolicy, LogError};
+
+/// What the last compaction run left, so that a run with nothing to do is skipped.
+#[derive(Debug, Default)]
+pub(super) struct CleanerState {
+    /// Base offset of the active segment at the last run: everything below was cleaned.
+    cleaned_below: Option<i64>,
+    /// `delete.retention.ms` of the last run.
+    delete_retention_ms: i64,
+    /// When the first tombstone kept by the last run becomes removable.
+    next_tombstone_expiry: Option<i64>,
+}
 
 /// What a compaction run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,21 +64,34 @@ impl PartitionLog {
     /// Compacts every segment but the active one when the cleanup policy includes
     /// `compact`; `now_ms` decides which tombstones are past `delete.retention.ms`.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionReport, LogError> {
-        let _cleaner = lock(&self.cleaner);
+        let mut state = lock(&self.cleaner);
         let config = self.config();
         let mut report = CompactionReport::default();
         if config.cleanup_policy == CleanupPolicy::Delete {
             return Ok(report);
         }
-        let segments: Vec<(Arc<SegmentFile>, u64)> = {
+        let (segments, active_base): (Vec<(Arc<SegmentFile>, u64)>, i64) = {
             let v = self.view();
             let n = v.segments.len().saturating_sub(1);
-            v.segments
+            let segments = v
+                .segments
                 .values()
                 .take(n)
                 .map(|s| (Arc::clone(&s.file), s.size))
-                .collect()
+                .collect();
+            (
+                segments,
+                v.segments.keys().next_back().copied().unwrap_or(0),
+            )
         };
+        // Nothing new below the active segment and no tombstone due: a run would change
+        // nothing, and the broker calls this periodically on every partition.
+        let unchanged = state.cleaned_below == Some(active_base)
+            && state.delete_retention_ms == config.delete_retention_ms
+            && state.next_tombstone_expiry.is_none_or(|t| now_ms < t);
+        if unchanged {
+            return Ok(report);
+        }
         let mut newest: HashMap<Bytes, i64> = HashMap::new();
         for (seg, size) in &segments {
             for_each_record(seg, *size, |r| {
@@ -75,12 +100,25 @@ impl PartitionLog {
                 }
             })?;
         }
+        let next_expiry = Cell::new(None::<i64>);
         let keep = |r: &Record| match &r.key {
             None => true,
             Some(k) => {
-                newest.get(k) == Some(&r.offset)
-                    && (r.value.is_some()
-                        || now_ms.saturating_sub(r.timestamp) <= config.delete_retention_ms)
+                if newest.get(k) != Some(&r.offset) {
+                    return false;
+                }
+                if r.value.is_some() {
+                    return true;
+                }
+                let expiry = r
+                    .timestamp
+                    .saturating_add(config.delete_retention_ms)
+                    .saturating_add(1);
+                let kept = now_ms < expiry;
+                if kept {
+                    next_expiry.set(Some(next_expiry.get().map_or(expiry, |t| t.min(expiry))));
+                }
+                kept
             }
         };
         for (seg, size) in segments {
@@ -100,6 +138,9 @@ impl PartitionLog {
             tracing::info!(segment = %seg.path.display(), removed = cleaned.records_removed,
                 "compacted");
         }
+        state.cleaned_below = Some(active_base);
+        state.delete_retention_ms = config.delete_retention_ms;
+        state.next_tombstone_expiry = next_expiry.get();
         Ok(report)
     }
 }
@@ -155,14 +196,8 @@ fn clean_segment(
 ) -> Result<Option<Cleaned>, LogError> {
     let base = seg.base_offset;
     let log_path = cleaned_path(dir, base, segment::LOG_SUFFIX);
-    // Read back by fetches once swapped in, so opened for reading too.
-    let out = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&log_path)
-        .map_err(|e| LogError::io(&log_path, e))?;
+    // Created at the first batch that changes: until then the copy would equal the input.
+    let mut out: Option<File> = None;
     let mut builder = IndexBuilder::new(base, index_interval);
     let mut out_pos = 0u64;
     let mut written = 0u64;
@@ -171,38 +206,49 @@ fn clean_segment(
     let mut reader = BatchReader::new(seg, 0, size);
     let mut pending = Vec::new();
     while let Some((pos, h, bytes)) = reader.next_batch()? {
+        let mut changed = false;
         let bytes = if h.is_control() {
             bytes
         } else {
             let records = decode(seg, pos, bytes.clone())?;
             let kept: Vec<Record> = records.iter().filter(|r| keep(r)).cloned().collect();
             removed += (records.len() - kept.len()) as u64;
-            if kept.len() == records.len() {
+            changed = kept.len() != records.len();
+            if !changed {
                 bytes
             } else if kept.is_empty() {
+                if out.is_none() {
+                    out = Some(start_output(seg, &log_path, pos)?);
+                    written = pos;
+                }
                 continue;
             } else {
                 reencode(seg, pos, &h, kept)?
             }
         };
+        if changed && out.is_none() {
+            out = Some(start_output(seg, &log_path, pos)?);
+            written = pos;
+        }
         for (p, nh) in super::batch::headers(&bytes) {
             let at = out_pos + p as u64;
             builder.on_batch(at, nh.base_offset, nh.max_timestamp, nh.total_size() as u64);
             last_offset = Some(nh.last_offset());
         }
         out_pos += bytes.len() as u64;
+        let Some(out) = &out else {
+            continue;
+        };
         pending.extend_from_slice(&bytes);
         if pending.len() >= 1 << 20 {
-            write_at(&out, &log_path, &pending, written)?;
+            write_at(out, &log_path, &pending, written)?;
             written += pending.len() as u64;
             pending.clear();
         }
     }
-    if removed == 0 {
-        drop(out);
-        segment::remove_file(&log_path)?;
+    let Some(out) = out else {
         return Ok(None);
-    }
+    };
     write_at(&out, &log_path, &pending, written)?;
     builder.on_roll();
     out.sync_all().map_err(|e| LogError::io(&log_path, e))?;
@@ -235,6 +281,28 @@ fn clean_segment(
         },
         records_removed: removed,
     }))
+}
+
+/// Creates the cleaned `.log` with a copy of the input's first `len` bytes (the batches
+/// before the first change).
+fn start_output(seg: &SegmentFile, path: &Path, len: u64) -> Result<File, LogError> {
+    // Read back by fetches once swapped in, so opened for reading too.
+    let out = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| LogError::io(path, e))?;
+    let mut buf = vec![0u8; (1 << 20).min(len as usize)];
+    let mut at = 0u64;
+    while at < len {
+        let n = buf.len().min((len - at) as usize);
+        seg.read_at(&mut buf[..n], at)?;
+        write_at(&out, path, &buf[..n], at)?;
+        at += n as u64;
+    }
+    Ok(out)
 }
 
 fn write_at(f: &File, path: &Path, data: &[u8], pos: u64) -> Result<(), LogError> {

@@ -64,7 +64,7 @@ pub struct PartitionLog {
     pub(super) view: RwLock<View>,
     pub(super) flush: Mutex<FlushState>,
     pub(super) flushed_cv: Condvar,
-    pub(super) cleaner: Mutex<()>,
+    pub(super) cleaner: Mutex<super::compaction::CleanerState>,
     pub(super) hw: watch::Sender<i64>,
 }
 

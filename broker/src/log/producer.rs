@@ -109,7 +109,7 @@ impl ProducerTable {
         );
     }
 
-    /// Forgets everything (used when the log is rebuilt from scratch).
+    /// Number of producers known.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.producers.len()

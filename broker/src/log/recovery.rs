@@ -155,7 +155,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
             last_flush: Instant::now(),
         }),
         flushed_cv: Condvar::new(),
-        cleaner: Mutex::new(()),
+        cleaner: Mutex::new(Default::default()),
         hw,
     })
 }

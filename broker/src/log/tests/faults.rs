@@ -150,3 +150,74 @@ fn recovery_drops_a_batch_with_a_flipped_bit_and_everything_after_it() {
         check_reopen(copy.path(), batch_base, &format!("bit flipped at {pos}"));
     }
 }
+
+/// Set in the child process of the full-disk test: the log directory to work in.
+const FULL_DISK_ENV: &str = "STRAND_TEST_FULL_DISK_DIR";
+
+/// Runs in a child process (the same test binary), because the file size limit that makes
+/// the kernel refuse a write half-way is process-wide.
+fn full_disk_child(dir: &Path) {
+    let log = PartitionLog::open(dir, LogConfig::default()).unwrap();
+    let one = batch_of(0, 2, 0, 400);
+    for i in 0..10 {
+        log.append(&mut batch_of(i, 2, 0, 400)).unwrap();
+    }
+    let size = log.size_bytes();
+    let segment = dir.join("00000000000000000000.log");
+    // SAFETY: plain libc calls with valid arguments; the limit is raised again below.
+    unsafe {
+        // A write past the limit then fails with EFBIG instead of killing the process.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        let saved = limit;
+        // Room for half of the next batch: the kernel writes that much, then refuses.
+        limit.rlim_cur = size + one.len() as u64 / 2;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+        let err = log.append(&mut batch_of(10, 2, 0, 400)).unwrap_err();
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &saved), 0);
+        assert!(
+            matches!(&err, crate::log::LogError::Io { path, .. } if path == &segment),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        size,
+        "no partial batch left"
+    );
+    assert_eq!(log.size_bytes(), size);
+    assert_eq!(log.log_end_offset(), 20);
+    let info = log.append(&mut batch_of(11, 2, 0, 400)).unwrap();
+    assert_eq!(info.base_offset, 20);
+}
+
+#[test]
+fn append_failing_on_a_full_disk_leaves_no_partial_batch() {
+    if let Some(dir) = std::env::var_os(FULL_DISK_ENV) {
+        full_disk_child(Path::new(&dir));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "log::tests::faults::append_failing_on_a_full_disk_leaves_no_partial_batch",
+            "--nocapture",
+        ])
+        .env(FULL_DISK_ENV, dir.path())
+        .output()
+        .unwrap();
+    let output =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {output}");
+    assert!(
+        output.contains("1 passed"),
+        "the child ran the test: {output}"
+    );
+    let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), 22);
+    let r = log.read(18, 1 << 20, true).unwrap();
+    let offsets: Vec<i64> = decode(&r.records).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![18, 19, 20, 21]);
+}
