@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -14,7 +15,7 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ConsumerProtocolSubscription, DeleteGroupsRequest, DescribeGroupsRequest,
+    ConsumerProtocolSubscription, CreateTopicsRequest, DeleteGroupsRequest, DescribeGroupsRequest,
     FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
     SyncGroupRequest, TopicName,
@@ -78,6 +79,21 @@ fn commit(group: &str, generation: i32, member: &str, offset: i64) -> OffsetComm
         ])
 }
 
+/// Creates topic `t` with one partition, which the commits below use.
+fn create_topic_t(conn: &mut Conn) -> anyhow::Result<()> {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_num_partitions(1)
+                .with_replication_factor(-1),
+        ]);
+    let resp = conn.call(7, &req)?;
+    assert_eq!(resp.topics[0].error_code, 0);
+    Ok(())
+}
+
 fn fetch_committed(conn: &mut Conn, group: &str) -> anyhow::Result<(i64, String)> {
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(s(group)))
@@ -104,6 +120,7 @@ fn group_rebalances_commits_and_keeps_offsets_across_restart() -> anyhow::Result
     let strand = Strand::start(dir.path(), &flags)?;
     let addr = strand.addr("kafka")?;
     let mut conn = Conn::connect(addr)?;
+    create_topic_t(&mut conn)?;
 
     let found = conn.call(
         3,
@@ -250,6 +267,12 @@ fn standalone_consumer_commits_with_generation_minus_one() -> anyhow::Result<()>
     let dir = tempfile::tempdir()?;
     let strand = Strand::start(dir.path(), &[])?;
     let mut conn = Conn::connect(strand.addr("kafka")?)?;
+    let resp = conn.call(2, &commit("solo", -1, "", 7))?;
+    assert_eq!(
+        resp.topics[0].partitions[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION before the topic exists"
+    );
+    create_topic_t(&mut conn)?;
     let resp = conn.call(2, &commit("solo", -1, "", 7))?;
     assert_eq!(resp.topics[0].partitions[0].error_code, 0);
     assert_eq!(fetch_committed(&mut conn, "solo")?, (7, "meta".to_string()));

@@ -327,9 +327,23 @@ pub(crate) async fn offset_commit(
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let (groups, version) = (ctx.broker.groups(), ctx.version());
+    // As in Kafka, offsets of partitions that do not exist are refused here, before the
+    // coordinator sees them (which also bounds what a group can hold).
+    let cluster = ctx.broker.cluster();
+    let exists = |topic: &str, partition: i32| {
+        cluster
+            .topic(topic)
+            .is_some_and(|t| (0..t.partition_count()).contains(&partition))
+    };
     let mut offsets = Vec::new();
+    let mut known = Vec::new();
     for topic in &req.topics {
         for p in &topic.partitions {
+            let found = exists(&topic.name, p.partition_index);
+            known.push(found);
+            if !found {
+                continue;
+            }
             offsets.push(OffsetToCommit {
                 topic: topic.name.to_string(),
                 partition: p.partition_index,
@@ -354,6 +368,7 @@ pub(crate) async fn offset_commit(
         offsets,
     };
     let mut results = groups.commit_offsets(commit).await.into_iter();
+    let mut known = known.into_iter();
     let mut resp = OffsetCommitResponse::default();
     resp.topics = req
         .topics
@@ -366,7 +381,11 @@ pub(crate) async fn offset_commit(
                 .map(|p| {
                     let mut part = OffsetCommitResponsePartition::default();
                     part.partition_index = p.partition_index;
-                    part.error_code = results.next().as_ref().map(code_of).unwrap_or(0);
+                    part.error_code = if known.next().unwrap_or(false) {
+                        results.next().as_ref().map(code_of).unwrap_or(0)
+                    } else {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    };
                     part
                 })
                 .collect();
