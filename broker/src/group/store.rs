@@ -472,6 +472,9 @@ impl Replayed {
     }
 }
 
+/// Bytes of a batch header up to and including `lastOffsetDelta`.
+const BATCH_HEADER_PREFIX: usize = 27;
+
 /// How much one replay read asks for.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
@@ -484,32 +487,42 @@ pub(crate) fn replay(log: &dyn OffsetsLog) -> Result<Replayed, GroupError> {
         if chunk.records.is_empty() || next >= chunk.log_end_offset {
             break;
         }
-        let mut buf = chunk.records.clone();
-        let mut progressed = false;
-        while buf.has_remaining() {
+        let records = &chunk.records;
+        let before = next;
+        let mut pos = 0;
+        // Batch by batch, moving past each batch's last offset (from its header: compaction
+        // may have removed the records at its end) so that a read always makes progress.
+        while records.len() - pos >= BATCH_HEADER_PREFIX {
+            let header = &records[pos..];
+            let base = i64::from_be_bytes(header[0..8].try_into().unwrap_or_default());
+            let length = i32::from_be_bytes(header[8..12].try_into().unwrap_or_default());
+            let delta = i32::from_be_bytes(header[23..27].try_into().unwrap_or_default());
+            let size = usize::try_from(length).unwrap_or(0) + 12;
+            if length < 0 || records.len() - pos < size {
+                return Err(GroupError::CorruptRecord {
+                    offset: base,
+                    reason: format!("batch of {size} bytes overruns the read"),
+                });
+            }
+            let mut batch = records.slice(pos..pos + size);
+            pos += size;
             let set =
-                RecordBatchDecoder::decode(&mut buf).map_err(|e| GroupError::CorruptRecord {
-                    offset: next,
+                RecordBatchDecoder::decode(&mut batch).map_err(|e| GroupError::CorruptRecord {
+                    offset: base,
                     reason: e.to_string(),
                 })?;
             for record in &set.records {
-                if record.offset < next {
-                    continue;
-                }
-                next = record.offset + 1;
-                progressed = true;
-                if record.control {
+                if record.offset < next || record.control {
                     continue;
                 }
                 if let Some(key) = &record.key {
                     replayed.apply(record.offset, key, record.value.as_ref());
                 }
             }
+            next = next.max(base + i64::from(delta) + 1);
         }
-        if !progressed {
-            // A batch with no record at or past `next` (all compacted away): the chunk's
-            // batches are whole, so skip past them by asking from the log end of what we
-            // have seen; a log without progress would otherwise loop forever.
+        if next == before {
+            // Nothing readable past `next`: only possible with a log that does not grow.
             break;
         }
     }

@@ -514,22 +514,18 @@ async fn committed_offsets_survive_reopening_the_log() {
 }
 
 #[tokio::test]
-async fn committed_offsets_survive_reopening_a_partition_log() {
+async fn committed_offsets_survive_compaction_and_reopening_a_partition_log() {
     let dir = tempfile::tempdir().unwrap();
     let log_config = crate::log::LogConfig {
         cleanup_policy: crate::log::CleanupPolicy::Compact,
+        segment_bytes: 2048,
+        delete_retention_ms: 0,
         ..crate::log::LogConfig::default()
     };
-    let open_log = || {
-        Arc::new(
-            crate::log::PartitionLog::open(
-                &dir.path().join("__consumer_offsets-0"),
-                log_config.clone(),
-            )
-            .unwrap(),
-        )
-    };
-    let c = GroupCoordinator::open_log(open_log(), config()).unwrap();
+    let path = dir.path().join("__consumer_offsets-0");
+    let open_log = || Arc::new(crate::log::PartitionLog::open(&path, log_config.clone()).unwrap());
+    let log = open_log();
+    let c = GroupCoordinator::open_log(log.clone(), config()).unwrap();
     for offset in 1..=50 {
         c.commit_offsets(commit(
             "g",
@@ -539,11 +535,26 @@ async fn committed_offsets_survive_reopening_a_partition_log() {
         ))
         .await;
     }
+    c.commit_offsets(commit("gone", -1, "", &[("t", 0, 1)]))
+        .await;
+    assert_eq!(c.delete_groups(&["gone".into()]).await, vec![Ok(())]);
+    // Roll past everything written so far, then compact: only the newest value of each
+    // key (and no tombstone) is left in the cleaned segments.
+    for offset in 51..=60 {
+        c.commit_offsets(commit("h", -1, "", &[("u", 0, offset)]))
+            .await;
+    }
+    let before = log.size_bytes();
+    log.compact(super::state::now_ms() + 1000).unwrap();
+    assert!(log.size_bytes() < before, "compaction removed nothing");
     drop(c);
+    drop(log);
     let c = GroupCoordinator::open_log(open_log(), config()).unwrap();
     assert_eq!(fetch_one(&c, "g", "t", 0).await.offset, 50);
     assert_eq!(fetch_one(&c, "g", "t", 1).await.offset, 100);
     assert_eq!(fetch_one(&c, "g", "t", 2).await.offset, -1);
+    assert_eq!(fetch_one(&c, "h", "u", 0).await.offset, 60);
+    assert_eq!(fetch_one(&c, "gone", "t", 0).await.offset, -1);
 }
 
 #[tokio::test(start_paused = true)]
