@@ -9,7 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, TopicName, fetch_response, produce_response,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -190,4 +196,106 @@ pub fn decode_records(records: &Bytes) -> anyhow::Result<Vec<Record>> {
         out.extend(set.records);
     }
     Ok(out)
+}
+
+/// A topic name in wire form.
+pub fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Creates a topic (CreateTopics v7, replication factor -1) with config overrides.
+pub fn create_topic(
+    client: &mut KafkaClient,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<CreateTopicsResponse> {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(-1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                ),
+        ]);
+    client.call(7, &req)
+}
+
+/// A Produce request of one batch to one partition.
+pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+/// Produces one batch with acks=all (Produce v9) and returns the partition's answer.
+pub fn produce(
+    client: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> anyhow::Result<produce_response::PartitionProduceResponse> {
+    let resp = client.call(9, &produce_request(topic, partition, records, -1))?;
+    Ok(resp.responses[0].partition_responses[0].clone())
+}
+
+/// A Fetch request (min_bytes 1) for one partition from `offset`.
+pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1024 * 1024),
+                ]),
+        ])
+}
+
+/// Fetches (v12) one partition from `offset` and returns its data.
+pub fn fetch(
+    client: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+) -> anyhow::Result<fetch_response::PartitionData> {
+    let resp = client.call(12, &fetch_request(topic, partition, offset, max_wait_ms))?;
+    assert_eq!(resp.session_id, 0, "fetch sessions are declined");
+    Ok(resp.responses[0].partitions[0].clone())
+}
+
+/// The values of every record in a fetched records field.
+pub fn values(records: &Option<Bytes>) -> anyhow::Result<Vec<Vec<u8>>> {
+    let records = records.clone().unwrap_or_default();
+    Ok(decode_records(&records)?
+        .into_iter()
+        .map(|r| r.value.map(|v| v.to_vec()).unwrap_or_default())
+        .collect())
 }

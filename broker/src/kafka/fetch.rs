@@ -122,7 +122,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
             .map(|r| r.as_ref().map(|(b, _, _)| b.len()).unwrap_or(0))
             .sum();
         let any_error = results.iter().any(|r| r.is_err());
-        let done = total >= min_bytes.max(1)
+        let done = total >= min_bytes
             || any_error
             || slots.is_empty()
             || tokio::time::Instant::now() >= deadline;
