@@ -279,3 +279,113 @@ fn standalone_consumer_commits_with_generation_minus_one() -> anyhow::Result<()>
     assert_eq!(fetch_committed(&mut conn, "nobody")?.0, -1);
     Ok(())
 }
+
+#[test]
+fn static_member_restart_skips_the_rebalance_and_batched_apis_answer() -> anyhow::Result<()> {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+    };
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"])?;
+    let addr = strand.addr("kafka")?;
+    let mut conn = Conn::connect(addr)?;
+    create_topic_t(&mut conn)?;
+    let static_join = |member_id: &str| {
+        join_request("s", member_id).with_group_instance_id(Some(s("instance-1")))
+    };
+    // A static member joins at once (no MEMBER_ID_REQUIRED round) and leads.
+    let first = conn.call(9, &static_join(""))?;
+    assert_eq!(first.error_code, 0);
+    assert_eq!(first.leader, first.member_id);
+    let synced = conn.call(
+        5,
+        &SyncGroupRequest::default()
+            .with_group_id(GroupId(s("s")))
+            .with_generation_id(first.generation_id)
+            .with_member_id(first.member_id.clone())
+            .with_group_instance_id(Some(s("instance-1")))
+            .with_protocol_type(Some(s("consumer")))
+            .with_protocol_name(Some(s("range")))
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(first.member_id.clone())
+                    .with_assignment(Bytes::from_static(b"mine")),
+            ]),
+    )?;
+    assert_eq!(synced.error_code, 0);
+    assert_eq!(
+        synced.protocol_name.as_ref().map(|p| p.as_str()),
+        Some("range")
+    );
+    // The same instance restarts: a new member id, the same generation, and the leader
+    // is told to skip the assignment (v9).
+    let again = conn.call(9, &static_join(""))?;
+    assert_eq!(again.error_code, 0);
+    assert_ne!(again.member_id, first.member_id);
+    assert_eq!(again.generation_id, first.generation_id);
+    assert!(again.skip_assignment);
+    let hb = conn.call(
+        4,
+        &HeartbeatRequest::default()
+            .with_group_id(GroupId(s("s")))
+            .with_generation_id(first.generation_id)
+            .with_member_id(first.member_id.clone())
+            .with_group_instance_id(Some(s("instance-1"))),
+    )?;
+    assert_eq!(
+        hb.error_code, 82,
+        "FENCED_INSTANCE_ID for the old member id"
+    );
+
+    // Batched OffsetFetch (v8) over two groups; DescribeGroups v6 knows missing groups.
+    let committed = conn.call(
+        8,
+        &commit("s", again.generation_id, &again.member_id, 9)
+            .with_group_instance_id(Some(s("instance-1"))),
+    )?;
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+    let fetched = conn.call(
+        8,
+        &OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(s("s")))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopics::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0]),
+                ])),
+            OffsetFetchRequestGroup::default().with_group_id(GroupId(s("other"))),
+        ]),
+    )?;
+    assert_eq!(fetched.groups.len(), 2);
+    assert_eq!(
+        fetched.groups[0].topics[0].partitions[0].committed_offset,
+        9
+    );
+    assert!(fetched.groups[1].topics.is_empty());
+    let described = conn.call(
+        6,
+        &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("missing"))]),
+    )?;
+    assert_eq!(described.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND");
+
+    // Removing the static member by instance id alone (as the admin client does).
+    let left = conn.call(
+        5,
+        &LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("s")))
+            .with_members(vec![
+                MemberIdentity::default()
+                    .with_member_id(s(""))
+                    .with_group_instance_id(Some(s("instance-1"))),
+            ]),
+    )?;
+    assert_eq!(left.members[0].error_code, 0);
+    let listed = conn.call(
+        5,
+        &ListGroupsRequest::default().with_states_filter(vec![s("empty")]),
+    )?;
+    assert_eq!(listed.groups.len(), 1);
+    assert_eq!(listed.groups[0].group_type.as_str(), "classic");
+    Ok(())
+}
