@@ -20,7 +20,7 @@
 mod alloc;
 mod broker;
 pub mod cluster;
-pub mod group;
+mod group;
 mod kafka;
 pub mod log;
 

@@ -14,6 +14,11 @@
 //!
 //! Each group sits behind its own async mutex; every timer is a task sleeping until its
 //! deadline (`sleep_until`) that then takes the lock and checks it is still current.
+//!
+//! The group's metadata (generation, protocol, leader, members with subscription and
+//! assignment) is written to `__consumer_offsets` whenever a generation becomes stable or
+//! empty, without making anyone wait for it: after a restart the members carry on
+//! heartbeating in their generation, and one lost write only costs them a rejoin.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -205,7 +210,7 @@ impl GroupCoordinator {
     }
 
     /// Opens the coordinator over the `__consumer_offsets` partition log (see
-    /// [`GroupCoordinator::open`]; blocking, inside a Tokio runtime context).
+    /// `GroupCoordinator::open`; blocking, inside a Tokio runtime context).
     pub fn open_log(
         log: Arc<crate::log::PartitionLog>,
         config: GroupConfig,

@@ -10,29 +10,25 @@
 //! `__consumer_offsets` topic and replayed into memory at start.
 //!
 //! This layer knows groups, not sockets or API versions: `kafka::groups` translates
-//! requests into calls on [`GroupCoordinator`]. Open [`coordinator`] for the rebalance
+//! requests into calls on [`GroupCoordinator`]. Open `coordinator` for the rebalance
 //! state machine and its timers, `state` for one group's data, `member` for a member,
-//! [`offsets`] for commits, fetches, deletion and retention, and `store` for the record
+//! `offsets` for commits, fetches, deletion and retention, and `store` for the record
 //! format in `__consumer_offsets`.
 
 mod config;
-pub mod coordinator;
+mod coordinator;
 mod error;
 mod member;
-pub mod offsets;
+mod offsets;
 mod state;
 mod store;
 mod subscription;
 
 pub use config::GroupConfig;
-pub use coordinator::{
-    GroupCoordinator, GroupDescription, GroupListing, JoinRequest, LeavingMember,
-    MemberDescription, SyncRequest,
-};
+pub use coordinator::{GroupCoordinator, JoinRequest, LeavingMember, SyncRequest};
 pub use error::GroupError;
-pub use member::{JoinResult, JoinedMember, SyncResult};
 pub use offsets::{CommitRequest, FetchedOffset, OffsetToCommit};
-pub use state::{CommittedOffset, GroupState};
+pub use state::GroupState;
 
 #[cfg(test)]
 mod tests;

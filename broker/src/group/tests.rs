@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use super::member::{JoinResult, SyncResult};
 use super::store::OffsetsLog;
 use super::store::tests::MemoryLog;
 use super::subscription::tests::subscription;
