@@ -658,3 +658,56 @@ async fn stable_group_is_restored_from_the_log_and_members_keep_heartbeating() {
         Bytes::from(joined[0].member_id.clone())
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn initial_delay_is_extended_while_members_keep_arriving() {
+    let c = open(Arc::new(MemoryLog::default()), config()).await;
+    let start = tokio::time::Instant::now();
+    let a = spawn_join(&c, join_req("g", "", None, &["t"]));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let b = spawn_join(&c, join_req("g", "", None, &["t"]));
+    let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+    // The delay ran once (3 s), saw a newcomer, and ran once more.
+    assert!(start.elapsed() >= Duration::from_millis(6000));
+    assert_eq!((a.generation_id, b.generation_id), (1, 1));
+    assert_eq!(a.leader, b.leader);
+}
+
+#[tokio::test(start_paused = true)]
+async fn member_that_never_syncs_is_removed_and_the_group_rebalances() {
+    let c = open(Arc::new(MemoryLog::default()), config()).await;
+    let a = spawn_join(&c, join_req("g", "", None, &["t"]));
+    let b = spawn_join(&c, join_req("g", "", None, &["t"]));
+    let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+    let (leader, silent) = if a.leader == a.member_id {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    // Only the leader syncs; the other member never does.
+    let assignments = vec![(leader.member_id.clone(), Bytes::from_static(b"x"))];
+    let synced = spawn_sync(&c, "g", &leader, assignments)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(synced.assignment, Bytes::from_static(b"x"));
+    let start = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        match c.heartbeat("g", &leader.member_id, None, 1).await {
+            Ok(()) => assert!(start.elapsed() <= Duration::from_millis(REBALANCE_MS as u64 + 3000)),
+            Err(GroupError::RebalanceInProgress) => break,
+            Err(e) => panic!("unexpected heartbeat error {e}"),
+        }
+    }
+    assert_eq!(
+        c.heartbeat("g", &silent.member_id, None, 1).await,
+        Err(GroupError::UnknownMemberId)
+    );
+    let rejoined = c
+        .join_group(join_req("g", &leader.member_id, None, &["t"]))
+        .await
+        .unwrap();
+    assert_eq!(rejoined.generation_id, 2);
+    assert_eq!(rejoined.members.len(), 1);
+}
