@@ -256,6 +256,14 @@ impl Registry {
         self.appended.fetch_max(position, Ordering::AcqRel);
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         for event in &events {
+            let removed_id = match event {
+                Event::VersionGone { subject, version } => state
+                    .subjects
+                    .get(subject)
+                    .and_then(|vs| vs.get(version))
+                    .map(|v| v.id),
+                _ => None,
+            };
             state.apply(event);
             match event {
                 Event::Version(v) => {
@@ -266,13 +274,7 @@ impl Registry {
                     }
                 }
                 Event::VersionGone { .. } => {
-                    let gone: Vec<u32> = self
-                        .by_id
-                        .iter()
-                        .map(|e| *e.key())
-                        .filter(|id| !state.id_in_use(*id))
-                        .collect();
-                    for id in gone {
+                    if let Some(id) = removed_id.filter(|id| !state.id_in_use(*id)) {
                         self.by_id.remove(&id);
                     }
                 }
