@@ -142,7 +142,6 @@ impl ClientError {
         }
     }
 
-    #[allow(dead_code)] // used by the Kafka client, which lands next
     pub(crate) fn broker(context: impl Into<String>, code: i16) -> Option<ClientError> {
         ResponseError::try_from_code(code).map(|error| ClientError::Broker {
             context: context.into(),
