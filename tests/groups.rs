@@ -15,10 +15,10 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ConsumerProtocolSubscription, CreateTopicsRequest, DeleteGroupsRequest, DescribeGroupsRequest,
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    SyncGroupRequest, TopicName,
+    ConsumerProtocolSubscription, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+    OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use strand_tests::Strand;
@@ -277,6 +277,15 @@ fn standalone_consumer_commits_with_generation_minus_one() -> anyhow::Result<()>
     assert_eq!(resp.topics[0].partitions[0].error_code, 0);
     assert_eq!(fetch_committed(&mut conn, "solo")?, (7, "meta".to_string()));
     assert_eq!(fetch_committed(&mut conn, "nobody")?.0, -1);
+    // Deleting the topic forgets its committed offsets, as in Kafka.
+    let deleted = conn.call(
+        4,
+        &DeleteTopicsRequest::default()
+            .with_topic_names(vec![TopicName(s("t"))])
+            .with_timeout_ms(10_000),
+    )?;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    assert_eq!(fetch_committed(&mut conn, "solo")?.0, -1);
     Ok(())
 }
 

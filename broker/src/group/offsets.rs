@@ -265,6 +265,37 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// Forgets every group's committed offsets of deleted topics (writing tombstones), as
+    /// Kafka does, so that a topic created again under the same name starts afresh.
+    pub async fn delete_topic_offsets(&self, topics: &[String]) {
+        if topics.is_empty() {
+            return;
+        }
+        let inner = &self.inner;
+        let ids: Vec<String> = inner.groups.iter().map(|e| e.key().clone()).collect();
+        for id in ids {
+            let Ok(Some(mut g)) = inner.lock_group(&id, false).await else {
+                continue;
+            };
+            let gone: Vec<_> = g
+                .offsets
+                .keys()
+                .filter(|(topic, _)| topics.contains(topic))
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let mut records = Vec::with_capacity(gone.len());
+            for key in gone {
+                records.push(store::offset_record(&g.id, &key.0, key.1, None));
+                g.offsets.remove(&key);
+            }
+            g.outbox.push(Write::new(records));
+            inner.flush(&mut g).await;
+        }
+    }
+
     /// Removes offsets expired at `now_ms` (writing tombstones) and drops groups left
     /// empty with no offsets; returns how many offsets expired.
     pub async fn expire_offsets(&self, now_ms: i64) -> usize {

@@ -711,3 +711,20 @@ async fn member_that_never_syncs_is_removed_and_the_group_rebalances() {
     assert_eq!(rejoined.generation_id, 2);
     assert_eq!(rejoined.members.len(), 1);
 }
+
+#[tokio::test]
+async fn deleting_a_topic_forgets_its_committed_offsets() {
+    let log: Arc<MemoryLog> = Arc::new(MemoryLog::default());
+    let c = open(log.clone(), config()).await;
+    c.commit_offsets(commit("g", -1, "", &[("t", 0, 10), ("u", 0, 20)]))
+        .await;
+    c.delete_topic_offsets(&["t".to_string()]).await;
+    assert_eq!(fetch_one(&c, "g", "t", 0).await.offset, -1);
+    assert_eq!(fetch_one(&c, "g", "u", 0).await.offset, 20);
+    // The tombstone is in the log: a commit queued after it is durable only after it.
+    c.commit_offsets(commit("h", -1, "", &[("u", 0, 1)])).await;
+    drop(c);
+    let c = open(log, config()).await;
+    assert_eq!(fetch_one(&c, "g", "t", 0).await.offset, -1);
+    assert_eq!(fetch_one(&c, "g", "u", 0).await.offset, 20);
+}

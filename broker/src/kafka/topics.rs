@@ -219,11 +219,19 @@ pub(crate) async fn handle_delete(
                     }
                 }
             })
-            .collect()
+            .collect::<Vec<DeletableTopicResult>>()
     })
     .await;
     match result {
-        Ok(responses) => DeleteTopicsResponse::default().with_responses(responses),
+        Ok(responses) => {
+            let deleted: Vec<String> = responses
+                .iter()
+                .filter(|r| r.error_code == 0)
+                .filter_map(|r| r.name.as_ref().map(|n| n.to_string()))
+                .collect();
+            ctx.broker.groups().delete_topic_offsets(&deleted).await;
+            DeleteTopicsResponse::default().with_responses(responses)
+        }
         Err(e) => {
             internal_error(&e);
             DeleteTopicsResponse::default()
