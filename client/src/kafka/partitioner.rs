@@ -91,13 +91,18 @@ mod tests {
 
     #[test]
     fn keys_map_to_javas_partitions() {
-        // positive(murmur2("foobar")) % 10 computed as Java does.
-        let expected = (-790_332_482_i32 & 0x7fff_ffff) % 10;
-        assert_eq!(partition_for_key(b"foobar", 10), expected);
-        assert!((0..100).all(|i| {
-            let p = partition_for_key(format!("key-{i}").as_bytes(), 7);
-            (0..7).contains(&p)
-        }));
+        // Computed with kafka-clients 4.4.0: Utils.toPositive(Utils.murmur2(key)) % 7.
+        let cases: [(&[u8], i32, i32); 5] = [
+            (b"key-1", 193_331_640, 5),
+            (b"order-42", 501_153_024, 1),
+            (b"", 275_646_681, 2),
+            (b"foobar", -790_332_482, 0),
+            (b"abc", 479_470_107, 4),
+        ];
+        for (key, hash, partition) in cases {
+            assert_eq!(murmur2(key), hash);
+            assert_eq!(partition_for_key(key, 7), partition);
+        }
     }
 
     #[test]
