@@ -172,6 +172,13 @@ async fn serve_registry(
     .context("opening the schema registry")?
     .context("replaying _schemas")?;
     let app = strand_registry::router(Arc::new(registry));
+    // Small JSON answers on keep-alive connections: without TCP_NODELAY, Nagle's algorithm
+    // and delayed ACKs add tens of milliseconds to some of them.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%e, "setting TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
