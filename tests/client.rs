@@ -475,3 +475,56 @@ fn produce_orders_output_is_read_back_by_consume_orders() -> anyhow::Result<()> 
     assert_eq!(ids, expected);
     Ok(())
 }
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_not_a_hang() -> anyhow::Result<()> {
+    // Unreachable broker: a closed port, retried only until the retry timeout.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = closed.local_addr()?.to_string();
+    drop(closed);
+    let mut config = ProducerConfig::new(&addr);
+    config.client.retry_timeout = Duration::from_millis(300);
+    let err = RawProducer::new(config).await.unwrap_err();
+    assert!(
+        matches!(err, strand_client::ClientError::Unreachable { .. }),
+        "{err}"
+    );
+
+    let server = Server::start()?;
+    server.create_topic("small", 1).await?;
+    let producer = RawProducer::new(ProducerConfig::new(&server.bootstrap())).await?;
+    let err = producer
+        .send(ProducerRecord::new("no-such-topic", "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, strand_client::ClientError::UnknownTopic(ref t) if t == "no-such-topic"),
+        "{err}"
+    );
+    let err = producer
+        .send(ProducerRecord::new("small", vec![0u8; 2 * 1024 * 1024]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, strand_client::ClientError::RecordTooLarge { .. }),
+        "{err}"
+    );
+    let err = producer
+        .send(ProducerRecord::new("small", "x").with_partition(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            strand_client::ClientError::UnknownPartition { partition: 5, .. }
+        ),
+        "{err}"
+    );
+    // The producer still works after refusing bad records.
+    let meta = producer
+        .send(ProducerRecord::new("small", "ok"))
+        .await?
+        .await?;
+    assert_eq!(meta.offset, 0);
+    Ok(())
+}
