@@ -583,3 +583,132 @@ async fn root_metadata_types_and_openapi() {
     assert_eq!(status, 200);
     assert!(body["paths"]["/schemas/ids/{id}"].is_object());
 }
+
+#[tokio::test]
+async fn normalize_stores_the_normalized_form_under_the_same_id() {
+    let api = Api::new();
+    let spaced = "{ \"type\" : \"record\", \"name\" : \"N\", \"fields\" : [ {\"name\":\"a\", \"type\":\"int\"} ] }";
+    let (_, body) = api
+        .call(
+            "POST",
+            "/subjects/n/versions?normalize=true",
+            Some(json!({"schema": spaced})),
+        )
+        .await;
+    assert_eq!(body, json!({"id": 1}));
+    let (_, body) = api.call("GET", "/subjects/n/versions/1", None).await;
+    let stored = body["schema"].as_str().unwrap();
+    assert!(!stored.contains(' '), "{stored}");
+    // The unnormalized text is the same schema.
+    let (_, body) = api
+        .call(
+            "POST",
+            "/subjects/m/versions",
+            Some(json!({"schema": spaced})),
+        )
+        .await;
+    assert_eq!(body, json!({"id": 1}));
+}
+
+#[tokio::test]
+async fn transitive_levels_check_every_live_version() {
+    let api = Api::new();
+    api.call(
+        "PUT",
+        "/config/t",
+        Some(json!({"compatibility": "BACKWARD_TRANSITIVE"})),
+    )
+    .await;
+    let int_field = user(json!([{"name": "n", "type": "int"}]));
+    let long_field = user(json!([{"name": "n", "type": "long"}]));
+    let float_field = user(json!([{"name": "n", "type": "float"}]));
+    assert_eq!(api.register("t", &int_field).await.0, 200);
+    assert_eq!(api.register("t", &long_field).await.0, 200);
+    assert_eq!(api.register("t", &float_field).await.0, 200);
+    // A schema already in the subject is answered with its id, unchecked.
+    let (status, body) = api.register("t", &int_field).await;
+    assert_eq!(status, 200, "already registered as version 1: {body}");
+    let double_to_int = user(json!([{"name": "n", "type": "double"}]));
+    assert_eq!(api.register("t", &double_to_int).await.0, 200);
+    let back_to_long =
+        user(json!([{"name": "n", "type": "long"}, {"name": "x", "type": "int", "default": 0}]));
+    // long reads int and long data but not float or double: refused, naming versions 3, 4.
+    let (status, body) = api.register("t", &back_to_long).await;
+    assert_eq!(status, 409, "{body}");
+    let message = body["message"].as_str().unwrap();
+    for version in ["oldSchemaVersion: 4", "oldSchemaVersion: 3"] {
+        assert!(message.contains(version), "{message}");
+    }
+    assert!(!message.contains("oldSchemaVersion: 1"), "{message}");
+}
+
+#[tokio::test]
+async fn forward_messages_say_the_old_schema_is_the_reader() {
+    let api = Api::new();
+    api.call("PUT", "/config", Some(json!({"compatibility": "FORWARD"})))
+        .await;
+    api.register("f", &v2()).await;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/f/versions/latest?verbose=true",
+            Some(json!({"schema": v1().to_string()})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["is_compatible"], true,
+        "removing a field with a default"
+    );
+    let narrowed = user(json!([{"name": "id", "type": "long"}, {"name": "email", "type": "int"}]));
+    let (_, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/f/versions/latest?verbose=true",
+            Some(json!({"schema": narrowed.to_string()})),
+        )
+        .await;
+    assert_eq!(body["is_compatible"], false);
+    let first = body["messages"][0].as_str().unwrap();
+    assert!(first.contains("MISSING_UNION_BRANCH"), "{first}");
+    assert!(first.contains("/fields/1/type"), "{first}");
+    assert!(first.contains("The old schema is missing"), "{first}");
+    assert!(
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "{validateFields: 'false', compatibility: 'FORWARD'}"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn schemas_list_filters_by_prefix_latest_and_deleted() {
+    let api = Api::new();
+    api.register("app-a", &v1()).await;
+    api.register("app-a", &v2()).await;
+    api.register("other", &breaking()).await;
+    let (_, all) = api.call("GET", "/schemas", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let (_, latest) = api
+        .call("GET", "/schemas?subjectPrefix=app-&latestOnly=true", None)
+        .await;
+    assert_eq!(latest.as_array().unwrap().len(), 1);
+    assert_eq!(latest[0]["version"], 2);
+    api.call("DELETE", "/subjects/app-a/versions/1", None).await;
+    let (_, live) = api.call("GET", "/schemas?subjectPrefix=app-", None).await;
+    assert_eq!(live.as_array().unwrap().len(), 1);
+    let (_, with_deleted) = api
+        .call("GET", "/schemas?subjectPrefix=app-&deleted=true", None)
+        .await;
+    assert_eq!(with_deleted.as_array().unwrap().len(), 2);
+    let (_, ids) = api.call("GET", "/schemas/ids/1/versions", None).await;
+    assert_eq!(ids, json!([]));
+    let (_, ids) = api
+        .call("GET", "/schemas/ids/1/versions?deleted=true", None)
+        .await;
+    assert_eq!(ids, json!([{"subject": "app-a", "version": 1}]));
+    let (_, subjects) = api.call("GET", "/subjects?subjectPrefix=app", None).await;
+    assert_eq!(subjects, json!(["app-a"]));
+}
