@@ -2,12 +2,16 @@
 strand registry: register, look up, evolve a schema under BACKWARD, frame and decode
 records, and be refused an incompatible change with 409.
 
-Usage: confluent_client.py http://HOST:PORT
+With a Kafka bootstrap address, also reads the registry's own records back from the
+`_schemas` topic with a Kafka consumer.
+
+Usage: confluent_client.py http://HOST:PORT [KAFKA_HOST:PORT]
 """
 
 import json
 import sys
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -28,6 +32,24 @@ def expect_error(status, code, call, *args):
         assert (e.http_status_code, e.error_code) == (status, code), f"{call.__name__}: {e}"
         return e
     raise AssertionError(f"{call.__name__} succeeded, expected {code}")
+
+
+def schemas_topic_records(bootstrap):
+    """Every (key, value) of `_schemas` partition 0, as JSON."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "registry-interop", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("_schemas", 0, 0)])
+    records, idle = [], 0
+    while idle < 3:
+        message = consumer.poll(1.0)
+        if message is None:
+            idle += 1
+            continue
+        assert not message.error(), message.error()
+        idle = 0
+        value = json.loads(message.value()) if message.value() is not None else None
+        records.append((json.loads(message.key()), value))
+    consumer.close()
+    return records
 
 
 def main():
@@ -64,6 +86,13 @@ def main():
     assert not client.test_compatibility(SUBJECT, v3)
     expect_error(409, 409, client.register_schema, SUBJECT, v3)
     assert client.get_versions(SUBJECT) == [1, 2]
+
+    if len(sys.argv) > 2:
+        records = schemas_topic_records(sys.argv[2])
+        versions = {(k["subject"], v["version"]): v["id"] for k, v in records if k["keytype"] == "SCHEMA" and v}
+        assert versions.get((SUBJECT, 1)) == id1 and versions.get((SUBJECT, 2)) == id2, versions
+        ids = {v["id"] for k, v in records if k["keytype"] == "SCHEMA_ID"}
+        assert {id1, id2} <= ids, ids
 
     # Per-subject config, errors, deletes.
     client.set_compatibility(SUBJECT, "FULL")
