@@ -712,3 +712,34 @@ async fn schemas_list_filters_by_prefix_latest_and_deleted() {
     let (_, subjects) = api.call("GET", "/subjects?subjectPrefix=app", None).await;
     assert_eq!(subjects, json!(["app-a"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_get_distinct_ids_and_shared_schemas_one_id() {
+    let api = Arc::new(Api::new());
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = user(json!([{"name": format!("f{i}"), "type": "int"}]));
+            let (s1, own_id) = api.register(&format!("own-{i}"), &own).await;
+            let (s2, shared_id) = api.register(&format!("shared-{i}"), &v1()).await;
+            assert_eq!((s1, s2), (200, 200));
+            (
+                own_id["id"].as_u64().unwrap(),
+                shared_id["id"].as_u64().unwrap(),
+            )
+        }));
+    }
+    let mut own_ids = std::collections::BTreeSet::new();
+    let mut shared_ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (own, shared) = task.await.unwrap();
+        own_ids.insert(own);
+        shared_ids.insert(shared);
+    }
+    assert_eq!(own_ids.len(), 40);
+    assert_eq!(shared_ids.len(), 1);
+    assert!(!own_ids.contains(shared_ids.iter().next().unwrap()));
+    let (_, subjects) = api.call("GET", "/subjects", None).await;
+    assert_eq!(subjects.as_array().unwrap().len(), 80);
+}

@@ -7,6 +7,7 @@ use super::{ApiResult, JsonBody, Params, PathParams, Shared, json};
 
 #[derive(Deserialize)]
 pub(super) struct ConfigRequest {
+    #[serde(alias = "compatibilityLevel")]
     compatibility: Option<String>,
 }
 
