@@ -41,6 +41,7 @@ def main():
     ours = json.loads(out.stdout)
     disagreements = []
     outcomes = Counter()
+    apache = Counter()
     for i, p in enumerate(generated):
         verdicts = {}
         for direction, check, mine in (
@@ -54,6 +55,10 @@ def main():
             my_kinds = sorted(k for k, _, _ in mine["incompatibilities"])
             my_ok = not my_kinds
             verdicts[direction] = ref_ok
+            if mine.get("apache_avro") is None:
+                apache["unparsed"] += 1
+            else:
+                apache["agree" if mine["apache_avro"] == ref_ok else "disagree"] += 1
             if (ref_ok, ref_kinds) != (my_ok, my_kinds):
                 disagreements.append((p, direction, f"reference {ref_ok} {ref_kinds}, strand {my_ok} {my_kinds}"))
         full = verdicts.get("BACKWARD", False) and verdicts.get("FORWARD", False)
@@ -62,6 +67,7 @@ def main():
     for (b, f, full), n in sorted(outcomes.items(), key=str):
         print(f"  backward={b} forward={f} full={full}: {n}")
     labels = Counter(l for p in generated for l in p["label"].split("+"))
+    print(f"  for comparison, apache-avro's schema_compatibility: {dict(apache)}")
     print("  mutations:", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
     for p, direction, why in disagreements[:10]:
         print(f"DISAGREE {direction} [{p['label']}]: {why}\n  old={json.dumps(p['old'])}\n  new={json.dumps(p['new'])}")
