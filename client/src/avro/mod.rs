@@ -21,6 +21,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, Result};
+
+mod binary;
 use crate::registry::RegistryClient;
 
 /// The first byte of every Confluent-framed record.
@@ -166,6 +168,11 @@ impl AvroSerializer {
         let start = out.len();
         out.push(MAGIC_BYTE);
         out.extend_from_slice(&writer.id.to_be_bytes());
+        let body = out.len();
+        if binary::encode(value, writer.schema, writer.resolved.get_names(), out).is_ok() {
+            return Ok(());
+        }
+        out.truncate(body);
         apache_avro::write_avro_datum_ref(writer.schema, writer.resolved.get_names(), value, out)
             .map_err(|e| {
             out.truncate(start);
