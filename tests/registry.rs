@@ -134,6 +134,12 @@ fn restart_keeps_subjects_versions_ids_config_and_mode() -> anyhow::Result<()> {
         "/mode/b%2Fc",
         Some(&json!({"mode": "READONLY"})),
     )?;
+    let (_, metadata) = request(addr, "GET", "/v1/metadata/id", None)?;
+    let cluster = metadata["scope"]["clusters"]["kafka-cluster"].clone();
+    assert!(
+        cluster.as_str().is_some_and(|id| id.len() > 8),
+        "{metadata}"
+    );
     assert!(strand.terminate()?.success());
 
     let strand = Strand::start(dir.path(), &[])?;
@@ -169,6 +175,8 @@ fn restart_keeps_subjects_versions_ids_config_and_mode() -> anyhow::Result<()> {
         request(addr, "GET", "/mode/b%2Fc", None)?.1,
         json!({"mode": "READONLY"})
     );
+    let (_, metadata) = request(addr, "GET", "/v1/metadata/id", None)?;
+    assert_eq!(metadata["scope"]["clusters"]["kafka-cluster"], cluster);
     // Id 3 was permanently deleted and is not given to a new schema.
     let fresh = json!({"name": "fresh", "type": "long", "default": 1});
     assert_eq!(register(addr, "e", &user(fresh))?.1, json!({"id": 4}));

@@ -54,6 +54,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let registry_task = tokio::spawn(serve_registry(
         registry,
         broker.schemas_log(),
+        broker.cluster().cluster_id().to_string(),
         shutdown_rx.clone(),
     ));
     let kafka_task = tokio::spawn(broker.clone().serve(kafka, shutdown_rx.clone()));
@@ -162,15 +163,19 @@ async fn serve_admin(
 async fn serve_registry(
     listener: TcpListener,
     schemas: Arc<strand_broker::PartitionLog>,
+    kafka_cluster_id: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let log = Arc::new(crate::schemas_log::SchemasLog(schemas));
-    let registry = tokio::task::spawn_blocking(move || {
-        strand_registry::Registry::open(log, strand_registry::Options::default())
-    })
-    .await
-    .context("opening the schema registry")?
-    .context("replaying _schemas")?;
+    let options = strand_registry::Options {
+        kafka_cluster_id,
+        ..strand_registry::Options::default()
+    };
+    let registry =
+        tokio::task::spawn_blocking(move || strand_registry::Registry::open(log, options))
+            .await
+            .context("opening the schema registry")?
+            .context("replaying _schemas")?;
     let app = strand_registry::router(Arc::new(registry));
     // Small JSON answers on keep-alive connections: without TCP_NODELAY, Nagle's algorithm
     // and delayed ACKs add tens of milliseconds to some of them.
