@@ -728,3 +728,38 @@ async fn deleting_a_topic_forgets_its_committed_offsets() {
     assert_eq!(fetch_one(&c, "g", "t", 0).await.offset, -1);
     assert_eq!(fetch_one(&c, "g", "u", 0).await.offset, 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_keep_the_last_offset_of_each_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("__consumer_offsets-0");
+    let log_config = crate::log::LogConfig {
+        cleanup_policy: crate::log::CleanupPolicy::Compact,
+        ..crate::log::LogConfig::default()
+    };
+    let open_log = || Arc::new(crate::log::PartitionLog::open(&path, log_config.clone()).unwrap());
+    let c = GroupCoordinator::open_log(open_log(), config()).unwrap();
+    // Sixteen committers, each owning one partition and committing in order; the writer
+    // batches whatever they queue meanwhile into shared appends.
+    let tasks: Vec<_> = (0..16)
+        .map(|p| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for offset in 1..=40 {
+                    let results = c
+                        .commit_offsets(commit("g", -1, "", &[("t", p, offset)]))
+                        .await;
+                    assert_eq!(results, vec![Ok(())]);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop(c);
+    let c = GroupCoordinator::open_log(open_log(), config()).unwrap();
+    for p in 0..16 {
+        assert_eq!(fetch_one(&c, "g", "t", p).await.offset, 40, "partition {p}");
+    }
+}
