@@ -175,6 +175,7 @@ async fn serve_registry(
         tokio::task::spawn_blocking(move || strand_registry::Registry::open(log, options))
             .await
             .context("opening the schema registry")?
+            .inspect_err(|e| tracing::error!(error = %e, "schema registry not served"))
             .context("replaying _schemas")?;
     let app = strand_registry::router(Arc::new(registry));
     // Small JSON answers on keep-alive connections: without TCP_NODELAY, Nagle's algorithm
