@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the partition log: append throughput of 1 KiB records in
 //! 16 KiB and 64 KiB batches, without fsync and with group-commit fsync from 1, 4 and 16
-//! writer threads, and sequential reads from the page cache. Throughput is in bytes of
+//! writer threads, and sequential reads from the page cache; plus, as the floor an append
+//! is measured against, plain `pwrite`s of the same bytes. Throughput is in bytes of
 //! batches. The log lives in a temporary directory under `STRAND_BENCH_DIR` (default: the
 //! system temp dir), so that it can be put on the disk whose bandwidth is compared.
 //! Retention keeps the log at a few hundred MiB so a run does not fill the disk.
@@ -99,6 +100,35 @@ fn run_appends(
     elapsed
 }
 
+/// The floor for an append: the same bytes written with one `pwrite` each to files of
+/// 128 MiB, the oldest deleted beyond three, as the log's segments and retention do.
+fn run_raw_writes(dir: &std::path::Path, template: &[u8], iters: u64) -> Duration {
+    use std::os::unix::fs::FileExt;
+    const FILE: u64 = 128 << 20;
+    let name = |n: u64| dir.join(format!("raw-{n}"));
+    let start = Instant::now();
+    let mut n = 0;
+    let mut file = std::fs::File::create(name(n)).expect("create");
+    let mut pos = 0;
+    for _ in 0..iters {
+        if pos + template.len() as u64 > FILE {
+            n += 1;
+            file = std::fs::File::create(name(n)).expect("create");
+            pos = 0;
+            if n >= 3 {
+                std::fs::remove_file(name(n - 3)).expect("remove");
+            }
+        }
+        file.write_all_at(template, pos).expect("write");
+        pos += template.len() as u64;
+    }
+    let elapsed = start.elapsed();
+    for i in n.saturating_sub(3)..=n {
+        let _ = std::fs::remove_file(name(i));
+    }
+    elapsed
+}
+
 fn appends(c: &mut Criterion) {
     for (label, count) in [("16KiB", 16), ("64KiB", 64)] {
         let template = batch(count);
@@ -109,6 +139,10 @@ fn appends(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(4));
         let dir = bench_dir();
         let log = Arc::new(PartitionLog::open(dir.path(), config()).expect("open"));
+        let raw_dir = bench_dir();
+        group.bench_function("raw_pwrite_baseline", |b| {
+            b.iter_custom(|iters| run_raw_writes(raw_dir.path(), &template, iters))
+        });
         group.bench_function("no_fsync", |b| {
             b.iter_custom(|iters| run_appends(&log, &template, iters, 1, false))
         });

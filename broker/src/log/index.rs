@@ -90,6 +90,30 @@ impl IndexBuilder {
         }
     }
 
+    /// Continues a segment's indexes from entries read back from its files.
+    pub(crate) fn restore(
+        base_offset: i64,
+        interval: u64,
+        offsets: Vec<OffsetEntry>,
+        times: Vec<TimeEntry>,
+        size: u64,
+        max_timestamp: i64,
+        offset_of_max_timestamp: i64,
+    ) -> Self {
+        // An entry is made at a batch's start and the count restarts with that batch.
+        let bytes_since_entry = size - offsets.last().map_or(0, |e| u64::from(e.position));
+        IndexBuilder {
+            base_offset,
+            interval,
+            bytes_since_entry,
+            max_timestamp,
+            offset_of_max_timestamp,
+            last_time_entry: times.last().map_or(i64::MIN, |e| e.timestamp),
+            offsets,
+            times,
+        }
+    }
+
     fn rel(&self, offset: i64) -> u32 {
         u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX)
     }

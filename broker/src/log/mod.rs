@@ -2,17 +2,46 @@
 //!
 //! A partition lives in a directory `<topic>-<partition>/` holding *segments*, each named
 //! by the offset of its first record with 20 digits: `00000000000000000000.log` keeps
-//! Kafka RecordBatch v2 bytes exactly as the producer sent them (only `baseOffset` is
-//! rewritten when the log assigns offsets; the CRC32C covers what follows it, so it stays
-//! valid), `.index` maps offsets to file positions sparsely and `.timeindex` maps
-//! timestamps to offsets sparsely. The *log start offset* is the first offset still
-//! readable, the *log end offset* the next offset to be assigned and, on this single-node
-//! broker, the *high watermark* equals the log end offset.
+//! Kafka RecordBatch v2 bytes exactly as the producer sent them, `.index` maps offsets to
+//! file positions sparsely and `.timeindex` maps timestamps to offsets sparsely. The *log
+//! start offset* is the first offset still readable, the *log end offset* the next offset
+//! to be assigned and, on this single-node broker, the *high watermark* equals the log end
+//! offset. Everything is reached through [`PartitionLog`], shared as `Arc<PartitionLog>`;
+//! all its methods are blocking and belong on a blocking thread.
 //!
-//! Open [`partition`] for the public handle ([`PartitionLog`]), `batch` for parsing and
-//! checking a batch header, `segment` and `index` for the files, `recovery` for what
-//! happens at open after a crash, `timestamps` for ListOffsets lookups, `producer` for idempotent producers' sequence checks,
-//! `retention` and `compaction` for cleaning.
+//! **Append** ([`PartitionLog::append`]): every batch of the request is checked (CRC32C,
+//! magic 2, length, record count) before anything is written; an idempotent producer's
+//! sequence numbers are checked against the producer state (`producer`); offsets are
+//! assigned by rewriting each `baseOffset` in the caller's buffer (the CRC32C covers what
+//! follows it, so it stays valid); then the buffer goes to the active segment in one
+//! `pwrite`, which is undone by truncation if it fails half-way (a full disk). The active
+//! segment rolls by size (`segment.bytes`) and age (`segment.ms`); a rolled segment is
+//! fsynced. Subscribers ([`PartitionLog::subscribe`]) learn of the new high watermark.
+//!
+//! **Durability**: [`PartitionLog::flush_to`] is group commit: one caller fsyncs for
+//! everyone who appended meanwhile, the others wait on a condition variable. The flush
+//! policy (`flush.messages`, `flush.ms`) fsyncs from the append path.
+//!
+//! **Read** ([`PartitionLog::read`]): whole stored batches, byte for byte, starting with
+//! the batch holding the offset asked for, found through the sparse index and a short walk
+//! of batch headers, read with one `pread` outside any lock. Lookups by timestamp for
+//! ListOffsets are in `timestamps`.
+//!
+//! **Open and recovery** (`recovery`): the last segment is re-read batch by batch with
+//! CRC32C checks and cut after its last whole valid batch (with a warning naming file,
+//! position and bytes); indexes that disagree with the log are rebuilt; the producer
+//! state is replayed from batch headers. After a clean shutdown (`snapshot`) the older
+//! segments are not re-read.
+//!
+//! **Cleaning**: `retention` deletes whole segments by `retention.ms` and
+//! `retention.bytes` and moves the log start offset for DeleteRecords (persisted in
+//! `log-start-offset`); `compaction` keeps the newest record per key for
+//! `cleanup.policy=compact`, never touching the active segment and never changing offsets.
+//!
+//! Files by concept: `batch` (the batch header and its checks), `segment` (segment files
+//! and walking their batches), `index` (the two sparse indexes), `partition` (the handle,
+//! its locks, append/read/flush), `producer`, `recovery`, `snapshot`, `retention`,
+//! `compaction`, `timestamps`.
 
 mod batch;
 mod compaction;
@@ -24,6 +53,7 @@ mod producer;
 mod recovery;
 mod retention;
 mod segment;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -27,6 +27,7 @@ use super::batch::{self, BatchHeader};
 use super::index::{self, IndexBuilder, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE};
 use super::producer::{self, ProducerEntry, ProducerTable, SequenceCheck};
 use super::segment::{self, HeaderScanner, SegmentFile};
+use super::snapshot::{self, SegmentMeta, Snapshot};
 use super::{LogConfig, LogError};
 
 /// The outcome of an append: the offsets the log assigned.
@@ -548,16 +549,33 @@ impl PartitionLog {
             .collect()
     }
 
-    /// Fsyncs the log and its indexes and refuses further appends.
+    /// Fsyncs the log and its indexes, writes the clean-shutdown snapshot that lets the
+    /// next open skip re-reading the older segments, and refuses further appends.
+    /// Dropping the last handle does the same.
     pub fn close(&self) -> Result<(), LogError> {
-        self.flush()?;
         let mut w = lock(&self.writer);
         if w.closed {
             return Ok(());
         }
-        self.write_index_entries(&mut w)?;
         w.closed = true;
-        Ok(())
+        self.flush()?;
+        self.write_index_entries(&mut w)?;
+        for f in [&w.index_file, &w.time_index_file] {
+            f.sync_data().map_err(|e| LogError::io(&self.dir, e))?;
+        }
+        let segments = self
+            .view()
+            .segments
+            .values()
+            .map(|s| SegmentMeta {
+                base: s.file.base_offset,
+                size: s.size,
+                max_timestamp: s.index.max_timestamp,
+                offset_of_max_timestamp: s.index.offset_of_max_timestamp,
+                last_offset: s.last_offset,
+            })
+            .collect();
+        snapshot::write(&self.dir, &Snapshot::new(segments, &w.producers))
     }
 
     /// Removes the log's directory with everything in it (DeleteTopics); the handle
@@ -571,11 +589,9 @@ impl PartitionLog {
 
 impl Drop for PartitionLog {
     fn drop(&mut self) {
-        // Saves the next open a rebuild of the tail's index entries; correctness does not
-        // depend on it.
-        let mut w = lock(&self.writer);
-        if !w.closed {
-            let _ = self.write_index_entries(&mut w);
+        if let Err(e) = self.close() {
+            tracing::warn!(dir = %self.dir.display(), error = %e,
+                "closing the log failed; the next open recovers it from its segments");
         }
     }
 }

@@ -100,6 +100,16 @@ impl ProducerTable {
         self.producers.get(&producer_id)
     }
 
+    /// Every producer and its state.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&i64, &ProducerEntry)> {
+        self.producers.iter()
+    }
+
+    /// Sets a producer's state (when restoring a snapshot).
+    pub(crate) fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
+        self.producers.insert(producer_id, entry);
+    }
+
     /// Records an appended (or recovered) batch at `base_offset`.
     pub(crate) fn apply(&mut self, h: &BatchHeader, base_offset: i64) {
         apply_to(

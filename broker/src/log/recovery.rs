@@ -26,6 +26,7 @@ use super::index::{self, IndexBuilder};
 use super::partition::{FlushState, PartitionLog, SegmentView, View, Writer};
 use super::producer::ProducerTable;
 use super::segment::{self, SegmentFile};
+use super::snapshot::{self, SegmentMeta, Snapshot};
 use super::{LogConfig, LogError};
 
 /// Name of the file holding the log start offset set by DeleteRecords.
@@ -56,7 +57,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
                 tracing::info!(file = %path.display(), "removing what an interrupted compaction left");
                 segment::remove_file(&path)?;
             }
-            _ if name == LOG_START_FILE => {}
+            _ if name == LOG_START_FILE || name == snapshot::CLEAN_SHUTDOWN_FILE => {}
             _ if name == format!("{LOG_START_FILE}.tmp") => segment::remove_file(&path)?,
             _ => {
                 tracing::warn!(file = %path.display(), "ignoring a foreign file in a log directory")
@@ -71,8 +72,28 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         }
     }
 
+    let trusted = match snapshot::take(dir)? {
+        Some(s) if matches_directory(dir, &s, &log_bases) => Some(s),
+        Some(_) => {
+            tracing::warn!(dir = %dir.display(), "segments changed since the clean shutdown; recovering");
+            None
+        }
+        None => None,
+    };
+    open_segments(dir, config, log_bases, trusted)
+}
+
+/// Loads the segments (from the snapshot where trusted) and builds the handle.
+fn open_segments(
+    dir: &Path,
+    config: LogConfig,
+    mut log_bases: Vec<i64>,
+    trusted: Option<Snapshot>,
+) -> Result<PartitionLog, LogError> {
     let checkpoint = read_log_start(dir)?;
-    let mut producers = ProducerTable::default();
+    let mut producers = trusted
+        .as_ref()
+        .map_or_else(ProducerTable::default, Snapshot::producers);
     let mut segments = BTreeMap::new();
     let created = log_bases.is_empty();
     if created {
@@ -80,15 +101,39 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     }
     let mut next_expected = i64::MIN;
     let last_base = log_bases.last().copied().unwrap_or(0);
-    for &base in &log_bases {
-        let seg = load_segment(
-            dir,
-            base,
-            base == last_base,
-            next_expected,
-            &config,
-            &mut producers,
-        )?;
+    for (i, &base) in log_bases.iter().enumerate() {
+        // The last segment is always re-read and checked: it holds the newest writes.
+        let restored = trusted
+            .as_ref()
+            .filter(|_| base != last_base)
+            .and_then(|s| s.segments.get(i))
+            .map(|meta| restore_segment(dir, meta, &config))
+            .transpose()?
+            .flatten();
+        if let Some(seg) = restored {
+            if let Some(last) = seg.last_offset {
+                next_expected = last + 1;
+            }
+            segments.insert(base, seg);
+            continue;
+        }
+        // Producers come from the snapshot when there is one; a segment whose indexes
+        // failed their check is re-read for its indexes only.
+        let mut scratch = ProducerTable::default();
+        let table = if trusted.is_some() {
+            &mut scratch
+        } else {
+            &mut producers
+        };
+        let seg = load_segment(dir, base, base == last_base, next_expected, &config, table)?;
+        let recorded = trusted.as_ref().and_then(|s| s.segments.get(i));
+        if recorded.is_some_and(|meta| meta.size != seg.size) {
+            // Damaged since the clean shutdown: the snapshot's producer state may refer to
+            // what was cut, so recover everything from the log itself.
+            tracing::warn!(dir = %dir.display(), "segment damaged since the clean shutdown; recovering");
+            drop(segments);
+            return open_segments(dir, config, log_bases, None);
+        }
         if let Some(last) = seg.last_offset {
             next_expected = last + 1;
         }
@@ -158,6 +203,45 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         cleaner: Mutex::new(Default::default()),
         hw,
     })
+}
+
+/// True when every segment the snapshot lists is there, and no other, at its recorded size.
+fn matches_directory(dir: &Path, snapshot: &Snapshot, log_bases: &[i64]) -> bool {
+    snapshot.segments.len() == log_bases.len()
+        && snapshot
+            .segments
+            .iter()
+            .zip(log_bases)
+            .all(|(meta, &base)| {
+                meta.base == base
+                    && std::fs::metadata(segment::file_path(dir, base, segment::LOG_SUFFIX))
+                        .is_ok_and(|m| m.len() == meta.size)
+            })
+}
+
+/// A segment as the clean-shutdown snapshot and its index files describe it; `None` when
+/// the index files fail their check.
+fn restore_segment(
+    dir: &Path,
+    meta: &SegmentMeta,
+    config: &LogConfig,
+) -> Result<Option<SegmentView>, LogError> {
+    let Some(index) = snapshot::load_index(dir, meta, config.index_interval_bytes) else {
+        tracing::warn!(segment = meta.base, dir = %dir.display(), "index files fail their check; rebuilding");
+        return Ok(None);
+    };
+    let path = segment::file_path(dir, meta.base, segment::LOG_SUFFIX);
+    let file = segment::open_rw(&path)?;
+    Ok(Some(SegmentView {
+        file: Arc::new(SegmentFile {
+            base_offset: meta.base,
+            path,
+            file,
+        }),
+        size: meta.size,
+        index,
+        last_offset: meta.last_offset,
+    }))
 }
 
 /// Max timestamp of the active segment's first batch (for `segment.ms`).
@@ -349,7 +433,9 @@ fn check_index_file(
         tracing::warn!(file = %path.display(), "index disagrees with the log; rebuilding it");
     }
     let file = File::create(&path).map_err(|e| LogError::io(&path, e))?;
+    // A clean-shutdown snapshot may later vouch for this file, so it must be on disk.
     file.write_all_at(expected, 0)
+        .and_then(|_| file.sync_data())
         .map_err(|e| LogError::io(&path, e))
 }
 

@@ -185,7 +185,9 @@ fn concurrent_writers_with_group_commit_get_all_their_data_back_after_reopen() {
         for h in handles {
             acked.extend(h.join().unwrap());
         }
-        // Dropped without close(): only what flush_to made durable is relied upon.
+        // A crash: no close(), no clean-shutdown snapshot; only what flush_to made
+        // durable is relied upon.
+        std::mem::forget(log);
     }
     let log = open(dir.path(), small_config());
     assert_eq!(log.log_end_offset(), i64::from(writers * per_writer * 2));
@@ -289,4 +291,92 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after_the_time() {
     let log = open(dir.path(), small_config());
     assert_eq!(log.offset_for_timestamp(5001).unwrap(), Some((16, 5001)));
     assert_eq!(log.max_timestamp(), Some((500_002, 122)));
+}
+
+#[test]
+fn clean_shutdown_snapshot_is_consumed_and_restores_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("clean-shutdown");
+    {
+        let log = open(dir.path(), small_config());
+        for i in 0..40 {
+            log.append(&mut batch_of(i, 3, i64::from(i) * 1000, 100))
+                .unwrap();
+        }
+        log.append(&mut idempotent_batch(5, 2, 0, 3)).unwrap();
+        log.close().unwrap();
+        assert!(matches!(
+            log.append(&mut batch_of(0, 1, 0, 1)),
+            Err(LogError::Closed { .. })
+        ));
+    }
+    assert!(snapshot.exists());
+    let indexes = |d: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().contains("index"))
+            .map(|e| {
+                (
+                    e.file_name().into_string().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = indexes(dir.path());
+    let log = open(dir.path(), small_config());
+    assert!(
+        !snapshot.exists(),
+        "a crash after this open must recover the full way"
+    );
+    assert_eq!(log.log_end_offset(), 123);
+    assert!(
+        log.append(&mut idempotent_batch(5, 2, 0, 3))
+            .unwrap()
+            .duplicate
+    );
+    assert_eq!(log.offset_for_timestamp(5001).unwrap(), Some((16, 5001)));
+    assert_eq!(log.max_timestamp(), Some((39_002, 119)));
+    for i in 0..10 {
+        log.append(&mut batch_of(i, 3, 50_000, 100)).unwrap();
+    }
+    drop(log);
+    let restored = indexes(dir.path());
+    assert!(restored.len() == before.len() && restored.len() > 4);
+    // The indexes continued from the restored state equal those a full recovery builds.
+    std::fs::remove_file(&snapshot).unwrap();
+    drop(open(dir.path(), small_config()));
+    let recovered = indexes(dir.path());
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&restored), names(&recovered));
+    for (a, b) in restored.iter().zip(&recovered) {
+        assert!(a.1 == b.1, "{} differs after a full recovery", a.0);
+    }
+}
+
+#[test]
+fn clean_shutdown_snapshot_is_not_trusted_when_a_segment_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), small_config());
+        for i in 0..40 {
+            log.append(&mut batch_of(i, 3, 0, 100)).unwrap();
+        }
+    }
+    // Garbage after the last batch of the first (older) segment.
+    let first = dir.path().join("00000000000000000000.log");
+    let len = std::fs::metadata(&first).unwrap().len();
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes.extend_from_slice(&[0xab; 100]);
+    std::fs::write(&first, &bytes).unwrap();
+    // And an index file that no longer fits its segment.
+    std::fs::write(dir.path().join("00000000000000000000.index"), [0xff; 16]).unwrap();
+    let log = open(dir.path(), small_config());
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), len, "garbage cut");
+    assert_eq!(log.log_end_offset(), 120);
+    let r = log.read(2, 1 << 20, true).unwrap();
+    assert_eq!(decode(&r.records)[0].0, 0);
 }

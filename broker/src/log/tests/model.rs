@@ -20,6 +20,8 @@ enum Op {
         min_one: bool,
     },
     Reopen,
+    /// Reopen without closing (no clean-shutdown snapshot), as after a crash.
+    Crash,
     Retention {
         now_ms: i64,
         retention_ms: i64,
@@ -41,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<u16>(), 0u16..3000, any::<bool>())
             .prop_map(|(at, max_bytes, min_one)| Op::Read { at, max_bytes, min_one }),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Crash),
         1 => (0i64..20_000, prop_oneof![Just(-1i64), 0i64..10_000], prop_oneof![Just(-1i64), 0i64..8_000])
             .prop_map(|(now_ms, retention_ms, retention_bytes)| Op::Retention { now_ms, retention_ms, retention_bytes }),
         1 => any::<u16>().prop_map(Op::DeleteRecords),
@@ -171,6 +174,13 @@ fn run(config: LogConfig, ops: Vec<Op>) {
             Op::Reopen => {
                 drop(log);
                 log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+            }
+            Op::Crash => {
+                let crashed = std::mem::replace(
+                    &mut log,
+                    PartitionLog::open(dir.path(), config.clone()).unwrap(),
+                );
+                std::mem::forget(crashed);
             }
             Op::Retention {
                 now_ms,
