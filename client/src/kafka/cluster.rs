@@ -259,6 +259,20 @@ impl Cluster {
         }
     }
 
+    /// The topic's partition count; answered from cached metadata on the hot path.
+    pub(crate) async fn partition_count(&self, topic: &str, create: bool) -> Result<i32> {
+        {
+            let meta = self.read();
+            let fresh = meta
+                .refreshed
+                .is_some_and(|t| t.elapsed() < self.config.metadata_max_age);
+            if fresh && let Some(info) = meta.topics.get(topic) {
+                return Ok(info.partitions.len() as i32);
+            }
+        }
+        Ok(self.topic(topic, create).await?.partitions.len() as i32)
+    }
+
     /// The current leader of a partition, if metadata names one.
     pub(crate) fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         self.read()

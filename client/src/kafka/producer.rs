@@ -243,11 +243,10 @@ impl RawProducer {
         if size + BATCH_OVERHEAD > max {
             return Err(ClientError::RecordTooLarge { size, max });
         }
-        let topic = inner
+        let partitions = inner
             .cluster
-            .topic(&record.topic, inner.config.allow_auto_create_topics)
+            .partition_count(&record.topic, inner.config.allow_auto_create_topics)
             .await?;
-        let partitions = topic.partitions.len() as i32;
         if let Some(p) = record.partition
             && !(0..partitions).contains(&p)
         {
