@@ -203,12 +203,10 @@ impl Registry {
             let Some(content) = state.schemas.get(&id).cloned() else {
                 continue;
             };
+            // Graphs are cached lazily, when a compatibility check first needs one.
             match self.parse_content(&state, &content) {
-                Ok((parsed, graph)) => {
-                    identities.insert(parsed, id);
-                    if let Ok(mut graphs) = self.graphs.lock() {
-                        graphs.insert(id, graph);
-                    }
+                Ok((identity, _)) => {
+                    identities.insert(identity, id);
                 }
                 Err(e) => tracing::warn!(id, %e, "stored schema no longer parses"),
             }

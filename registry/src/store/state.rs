@@ -2,7 +2,7 @@
 //! assigned, the versions of every subject (soft-deleted ones flagged), and the configured
 //! compatibility levels and modes. Only [`State::apply`] changes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::compat::Level;
@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub subject_modes: HashMap<String, Mode>,
     /// The highest id ever assigned.
     pub max_id: u32,
+    /// Id to the subject versions (live or soft-deleted) using it.
+    uses: HashMap<u32, BTreeSet<(String, u32)>>,
 }
 
 impl State {
@@ -47,20 +49,31 @@ impl State {
                 self.schemas.insert(content.id, Arc::new(content.clone()));
             }
             Event::Version(v) => {
-                self.subjects.entry(v.subject.clone()).or_default().insert(
+                let previous = self.subjects.entry(v.subject.clone()).or_default().insert(
                     v.version,
                     VersionState {
                         id: v.id,
                         deleted: v.deleted,
                     },
                 );
+                if let Some(previous) = previous.filter(|p| p.id != v.id) {
+                    self.forget_use(previous.id, &v.subject, v.version);
+                }
+                self.uses
+                    .entry(v.id)
+                    .or_default()
+                    .insert((v.subject.clone(), v.version));
             }
             Event::VersionGone { subject, version } => {
-                if let Some(versions) = self.subjects.get_mut(subject) {
-                    versions.remove(version);
-                    if versions.is_empty() {
-                        self.subjects.remove(subject);
-                    }
+                let Some(versions) = self.subjects.get_mut(subject) else {
+                    return;
+                };
+                let gone = versions.remove(version);
+                if versions.is_empty() {
+                    self.subjects.remove(subject);
+                }
+                if let Some(gone) = gone {
+                    self.forget_use(gone.id, subject, *version);
                 }
             }
             Event::Config { subject, level } => {
@@ -104,6 +117,15 @@ impl State {
         }
     }
 
+    fn forget_use(&mut self, id: u32, subject: &str, version: u32) {
+        if let Some(uses) = self.uses.get_mut(&id) {
+            uses.remove(&(subject.to_string(), version));
+            if uses.is_empty() {
+                self.uses.remove(&id);
+            }
+        }
+    }
+
     /// The versions of a subject that are not soft-deleted, oldest first.
     pub(crate) fn live_versions(&self, subject: &str) -> Vec<(u32, u32)> {
         self.subjects
@@ -119,22 +141,25 @@ impl State {
 
     /// Whether some subject version (live or soft-deleted) uses this id.
     pub(crate) fn id_in_use(&self, id: u32) -> bool {
-        self.subjects
-            .values()
-            .any(|vs| vs.values().any(|v| v.id == id))
+        self.uses.contains_key(&id)
     }
 
     /// Subject versions (live, or all with `deleted`) using this id.
     pub(crate) fn versions_of_id(&self, id: u32, deleted: bool) -> Vec<(String, u32)> {
-        let mut out = Vec::new();
-        for (subject, vs) in &self.subjects {
-            for (n, v) in vs {
-                if v.id == id && (deleted || !v.deleted) {
-                    out.push((subject.clone(), *n));
-                }
-            }
-        }
-        out
+        let Some(uses) = self.uses.get(&id) else {
+            return Vec::new();
+        };
+        uses.iter()
+            .filter(|(subject, version)| {
+                deleted
+                    || self
+                        .subjects
+                        .get(subject)
+                        .and_then(|vs| vs.get(version))
+                        .is_some_and(|v| !v.deleted)
+            })
+            .cloned()
+            .collect()
     }
 
     /// Live subject versions whose schema references `subject` at `version`.
@@ -235,5 +260,26 @@ mod tests {
             level: None,
         });
         assert_eq!(state.level_for("s"), Level::Full);
+    }
+
+    #[test]
+    fn an_id_is_in_use_until_its_last_version_is_permanently_deleted() {
+        let mut state = State::default();
+        state.apply(&version("a", 1, 5, false));
+        state.apply(&version("b", 1, 5, false));
+        state.apply(&version("b", 1, 5, true));
+        assert_eq!(state.versions_of_id(5, false), vec![("a".to_string(), 1)]);
+        assert_eq!(state.versions_of_id(5, true).len(), 2);
+        state.apply(&Event::VersionGone {
+            subject: "a".into(),
+            version: 1,
+        });
+        assert!(state.id_in_use(5), "b's soft-deleted version still uses it");
+        state.apply(&Event::VersionGone {
+            subject: "b".into(),
+            version: 1,
+        });
+        assert!(!state.id_in_use(5));
+        assert!(state.versions_of_id(5, true).is_empty());
     }
 }
