@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::api_versions;
 use super::dispatch::{self, Pending, Reply, RequestContext};
+use super::response_buf::ResponseBuf;
 use crate::Broker;
 
 /// Requests read ahead of the one being answered, per connection.
@@ -91,25 +92,76 @@ pub(crate) fn decode_request(mut frame: Bytes) -> Result<Decoded, FrameError> {
     Ok(Decoded::Request(Box::new((header, request))))
 }
 
-/// Encodes a response frame: length, response header, body.
+/// Encodes a response frame (length, response header, body) as chunks for one vectored
+/// write; the record batches of a Fetch response are referred to, not copied.
 pub(crate) fn encode_response(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
     response: &ResponseKind,
-) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::with_capacity(128);
-    buf.put_i32(0);
+) -> Result<Vec<Bytes>, String> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut buf, api.response_header_version(version))
-        .map_err(|e| format!("{e:#}"))?;
-    response
-        .encode(&mut buf, version)
-        .map_err(|e| format!("{e:#}"))?;
-    let len = i32::try_from(buf.len() - 4).map_err(|_| "response over 2 GiB".to_string())?;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
+    let header_version = api.response_header_version(version);
+    let (len, body) = match response {
+        ResponseKind::Fetch(fetch) => {
+            let shared = fetch
+                .responses
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter_map(|p| p.records.clone())
+                .filter(|r| !r.is_empty())
+                .collect();
+            let mut buf = ResponseBuf::new(shared);
+            header
+                .encode(&mut buf, header_version)
+                .and_then(|()| fetch.encode(&mut buf, version))
+                .map_err(|e| format!("{e:#}"))?;
+            (buf.len(), buf.into_chunks())
+        }
+        other => {
+            let mut buf = BytesMut::with_capacity(256);
+            header
+                .encode(&mut buf, header_version)
+                .and_then(|()| other.encode(&mut buf, version))
+                .map_err(|e| format!("{e:#}"))?;
+            (buf.len(), vec![buf.freeze()])
+        }
+    };
+    let len = i32::try_from(len).map_err(|_| "response over 2 GiB".to_string())?;
+    let mut chunks = Vec::with_capacity(body.len() + 1);
+    chunks.push(Bytes::copy_from_slice(&len.to_be_bytes()));
+    chunks.extend(body);
+    Ok(chunks)
+}
+
+/// Writes every chunk, as few system calls as the socket allows.
+async fn write_chunks(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut chunks: Vec<Bytes>,
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(64)
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut written = write.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let chunk = &mut chunks[first];
+            if written >= chunk.len() {
+                written -= chunk.len();
+                first += 1;
+            } else {
+                bytes::Buf::advance(chunk, written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Serves one connection until the client closes it or breaks the protocol.
@@ -135,7 +187,7 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr
                 break;
             }
         };
-        if let Err(e) = write.write_all(&frame).await {
+        if let Err(e) = write_chunks(&mut write, frame).await {
             tracing::debug!(%peer, "write failed: {e}");
             break;
         }

@@ -24,6 +24,7 @@ mod list_offsets;
 mod lookup;
 mod metadata;
 mod produce;
+mod response_buf;
 mod topics;
 
 use std::sync::Arc;
