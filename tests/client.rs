@@ -528,3 +528,96 @@ async fn bad_input_is_a_typed_error_not_a_hang() -> anyhow::Result<()> {
     assert_eq!(meta.offset, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn seek_pause_resume_and_manual_commit_control_what_is_consumed() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let bootstrap = server.bootstrap();
+    server.create_topic("steps", 2).await?;
+    // acks=0: no offsets come back, but the records are written.
+    let mut config = ProducerConfig::new(&bootstrap);
+    config.acks = strand_client::Acks::None;
+    config.enable_idempotence = false;
+    let producer = RawProducer::new(config).await?;
+    for p in 0..2 {
+        for i in 0..10 {
+            let meta = producer
+                .send(ProducerRecord::new("steps", format!("{p}-{i}")).with_partition(p))
+                .await?
+                .await?;
+            assert_eq!(meta.offset, -1);
+        }
+    }
+    producer.close().await?;
+
+    let mut config = earliest(&bootstrap, Some("steppers"));
+    config.enable_auto_commit = false;
+    let mut consumer = RawConsumer::new(config).await?;
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_events = events.clone();
+    consumer.set_rebalance_listener(move |e| seen_events.lock().unwrap().push(e.clone()));
+    consumer.subscribe(&["steps"])?;
+    let p0 = TopicPartition::new("steps", 0);
+    let p1 = TopicPartition::new("steps", 1);
+
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 20 && Instant::now() < deadline {
+        got.extend(consumer.poll(Duration::from_millis(300)).await?);
+    }
+    assert_eq!(got.len(), 20);
+    assert!(matches!(
+        events.lock().unwrap().first(),
+        Some(strand_client::RebalanceEvent::Assigned(tps)) if tps.len() == 2
+    ));
+
+    // Seek back on partition 0 and pause partition 1: only p0's tail comes again.
+    consumer.seek(&p0, 7)?;
+    consumer.pause(std::slice::from_ref(&p1));
+    let mut again = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while again.len() < 3 && Instant::now() < deadline {
+        again.extend(consumer.poll(Duration::from_millis(300)).await?);
+    }
+    let offsets: Vec<(i32, i64)> = again.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(offsets, vec![(0, 7), (0, 8), (0, 9)]);
+    assert_eq!(consumer.paused(), vec![p1.clone()]);
+    consumer.resume(std::slice::from_ref(&p1));
+    consumer.seek(&p1, 9)?;
+    let mut last = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while last.is_empty() && Instant::now() < deadline {
+        last.extend(consumer.poll(Duration::from_millis(300)).await?);
+    }
+    assert_eq!(
+        last.iter()
+            .map(|r| (r.partition, r.offset))
+            .collect::<Vec<_>>(),
+        vec![(1, 9)]
+    );
+
+    // Manual commit: what was committed is what the group reads back.
+    consumer
+        .commit_offsets(&[(p0.clone(), 4), (p1.clone(), 10)])
+        .await?;
+    let committed = consumer.committed(&[p0.clone(), p1.clone()]).await?;
+    assert_eq!(committed.get(&p0), Some(&4));
+    assert_eq!(committed.get(&p1), Some(&10));
+    consumer.close().await?;
+
+    // A new member of the group starts at the committed offsets.
+    let mut config = earliest(&bootstrap, Some("steppers"));
+    config.enable_auto_commit = false;
+    let mut next = RawConsumer::new(config).await?;
+    next.subscribe(&["steps"])?;
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rest.len() < 6 && Instant::now() < deadline {
+        rest.extend(next.poll(Duration::from_millis(300)).await?);
+    }
+    let mut offsets: Vec<(i32, i64)> = rest.iter().map(|r| (r.partition, r.offset)).collect();
+    offsets.sort();
+    assert_eq!(offsets, (4..10).map(|o| (0, o)).collect::<Vec<_>>());
+    next.close().await?;
+    Ok(())
+}
