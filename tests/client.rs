@@ -621,3 +621,116 @@ async fn seek_pause_resume_and_manual_commit_control_what_is_consumed() -> anyho
     next.close().await?;
     Ok(())
 }
+
+/// A TCP proxy in front of the broker that forwards everything, except that it swallows
+/// the response to the first Produce request and cuts the connection: the request was
+/// appended, but the producer never hears so, and must retry.
+async fn lossy_proxy(listener: tokio::net::TcpListener, upstream: String) {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dropped = Arc::new(AtomicBool::new(false));
+    while let Ok((client, _)) = listener.accept().await {
+        let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+            continue;
+        };
+        let dropped = dropped.clone();
+        tokio::spawn(async move {
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let (api_tx, mut api_rx) = tokio::sync::mpsc::unbounded_channel::<i16>();
+            let requests = tokio::spawn(async move {
+                while let Ok(len) = client_read.read_i32().await {
+                    let mut frame = vec![0; len as usize];
+                    if client_read.read_exact(&mut frame).await.is_err() {
+                        break;
+                    }
+                    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+                    // Every request here expects a response (the test does not use acks=0).
+                    let _ = api_tx.send(api_key);
+                    let mut out = (len).to_be_bytes().to_vec();
+                    out.extend_from_slice(&frame);
+                    if server_write.write_all(&out).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut pending: VecDeque<i16> = VecDeque::new();
+            while let Ok(len) = server_read.read_i32().await {
+                let mut frame = vec![0; len as usize];
+                if server_read.read_exact(&mut frame).await.is_err() {
+                    break;
+                }
+                while pending.is_empty() {
+                    match api_rx.recv().await {
+                        Some(k) => pending.push_back(k),
+                        None => break,
+                    }
+                }
+                let api_key = pending.pop_front().unwrap_or(-1);
+                if api_key == 0 && !dropped.swap(true, Ordering::SeqCst) {
+                    break; // swallow this Produce response and cut the connection
+                }
+                let mut out = len.to_be_bytes().to_vec();
+                out.extend_from_slice(&frame);
+                if client_write.write_all(&out).await.is_err() {
+                    break;
+                }
+            }
+            requests.abort();
+        });
+    }
+}
+
+#[tokio::test]
+async fn lost_produce_response_is_retried_without_writing_twice() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let proxy = listener.local_addr()?.to_string();
+    let strand = Strand::start(dir.path(), &["--advertised-kafka-addr", &proxy])?;
+    tokio::spawn(lossy_proxy(listener, strand.addr("kafka")?.to_string()));
+
+    let admin = AdminClient::new(ClientConfig::new(&proxy)).await?;
+    admin.create_topics(&[NewTopic::new("once", 1)]).await?;
+    let producer = RawProducer::new(ProducerConfig::new(&proxy)).await?;
+    let mut deliveries = Vec::new();
+    for i in 0..5 {
+        deliveries.push(
+            producer
+                .send(ProducerRecord::new("once", format!("r{i}")))
+                .await?,
+        );
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await?.offset);
+    }
+    producer.close().await?;
+    assert_eq!(
+        offsets,
+        vec![0, 1, 2, 3, 4],
+        "the retry was acknowledged with the original offsets"
+    );
+
+    let mut consumer = RawConsumer::new(earliest(&proxy, None)).await?;
+    consumer.assign(vec![TopicPartition::new("once", 0)]);
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while values.len() < 5 && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(300)).await? {
+            values
+                .push(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned());
+        }
+    }
+    values.extend(
+        consumer
+            .poll(Duration::from_millis(500))
+            .await?
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()),
+    );
+    assert_eq!(values, vec!["r0", "r1", "r2", "r3", "r4"]);
+    Ok(())
+}
