@@ -4,7 +4,8 @@
 //! A reader task reads and decodes frames and queues each request's pending answer on a
 //! bounded channel; the writer side runs those answers one after another, in arrival
 //! order, and writes each response. The bound means a client that sends faster than it
-//! reads stalls its own reads instead of growing our memory. A frame longer than
+//! reads stalls its own reads instead of growing our memory; the frames read ahead also
+//! share a byte budget of one `socket.request.max.bytes`. A frame longer than
 //! `socket.request.max.bytes`, a header that does not decode, an unknown API key or an
 //! unsupported version closes the connection with a log line, as Kafka does; ApiVersions
 //! of a too-new version is answered with `UNSUPPORTED_VERSION` so that the client can
@@ -18,7 +19,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::api_versions;
 use super::dispatch::{self, Pending, Reply, RequestContext};
@@ -27,6 +28,10 @@ use crate::Broker;
 
 /// Requests read ahead of the one being answered, per connection.
 const IN_FLIGHT: usize = 16;
+
+/// A request read ahead, with the share of the connection's byte budget its frame holds
+/// until it is answered.
+type Queued = (ApiKey, i16, i32, Pending, OwnedSemaphorePermit);
 
 /// What the reader decided about one frame.
 pub(crate) enum Decoded {
@@ -168,10 +173,10 @@ async fn write_chunks(
 pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<(ApiKey, i16, i32, Pending)>(IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<Queued>(IN_FLIGHT);
     let max_frame = broker.config().socket_request_max_bytes;
     let reader = tokio::spawn(read_requests(broker, read, peer, max_frame, tx));
-    while let Some((api, version, correlation_id, pending)) = rx.recv().await {
+    while let Some((api, version, correlation_id, pending, _budget)) = rx.recv().await {
         let response = match pending.await {
             Reply::Response(r) => r,
             Reply::None => continue,
@@ -201,8 +206,11 @@ async fn read_requests(
     read: tokio::net::tcp::OwnedReadHalf,
     peer: SocketAddr,
     max_frame: u32,
-    tx: mpsc::Sender<(ApiKey, i16, i32, Pending)>,
+    tx: mpsc::Sender<Queued>,
 ) {
+    // Frames read ahead hold at most one largest frame's worth of bytes (as Kafka, which
+    // reads one request per connection at a time, would for a single request).
+    let budget = Arc::new(Semaphore::new(max_frame.max(8) as usize));
     let mut read = BufReader::with_capacity(64 * 1024, read);
     loop {
         let len = match read.read_i32().await {
@@ -217,6 +225,9 @@ async fn read_requests(
             tracing::warn!(%peer, len, max = max_frame, "closing connection: frame size outside [0, socket.request.max.bytes]");
             return;
         }
+        let Ok(permit) = budget.clone().acquire_many_owned(len.max(1) as u32).await else {
+            return;
+        };
         let frame = match read_frame(&mut read, len as usize).await {
             Ok(frame) => frame,
             Err(e) => {
@@ -255,7 +266,12 @@ async fn read_requests(
                 return;
             }
         };
-        if tx.send(item).await.is_err() {
+        let (api, version, correlation_id, pending) = item;
+        if tx
+            .send((api, version, correlation_id, pending, permit))
+            .await
+            .is_err()
+        {
             return;
         }
     }
