@@ -336,9 +336,9 @@ fn create_topics_reports_kafkas_errors() -> anyhow::Result<()> {
     let strand = Strand::start(dir.path(), &[])?;
     let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
     let code = |resp: CreateTopicsResponse| resp.topics[0].error_code;
-    assert_eq!(code(create_topic(&mut client, "ok", 2, &[])?), 0);
+    assert_eq!(code(create_topic(&mut client, "o_k", 2, &[])?), 0);
     assert_eq!(
-        code(create_topic(&mut client, "ok", 2, &[])?),
+        code(create_topic(&mut client, "o_k", 2, &[])?),
         ResponseError::TopicAlreadyExists.code()
     );
     assert_eq!(
@@ -348,6 +348,11 @@ fn create_topics_reports_kafkas_errors() -> anyhow::Result<()> {
     assert_eq!(
         code(create_topic(&mut client, &"x".repeat(250), 1, &[])?),
         ResponseError::InvalidTopicException.code()
+    );
+    assert_eq!(
+        code(create_topic(&mut client, "o.k", 1, &[])?),
+        ResponseError::InvalidTopicException.code(),
+        "collides with o_k"
     );
     assert_eq!(
         code(create_topic(&mut client, "neg", -5, &[])?),

@@ -196,6 +196,18 @@ impl Cluster {
         if self.topics.contains_key(name) {
             return Err(ClusterError::TopicExists(name.to_string()));
         }
+        // Kafka's metric names turn '.' into '_', so names differing only there collide.
+        let unified = name.replace('.', "_");
+        if let Some(other) = self
+            .topics
+            .iter()
+            .find(|t| t.key().replace('.', "_") == unified)
+        {
+            return Err(ClusterError::InvalidTopic(format!(
+                "Topic '{name}' collides with existing topic: {}",
+                other.key()
+            )));
+        }
         if partitions < 1 {
             return Err(ClusterError::InvalidPartitions(
                 "Number of partitions must be larger than 0.".into(),

@@ -28,6 +28,10 @@ use crate::log::{LogError, PartitionLog};
 /// Longest a fetch waits, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// Kafka's broker `fetch.max.bytes`: the most one response carries, whatever the client
+/// asks (the first batch is still returned whole when larger), bounding memory per fetch.
+const FETCH_MAX_BYTES: usize = 57_671_680;
+
 /// One partition to read.
 struct Slot {
     topic: usize,
@@ -94,7 +98,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
         );
     }
 
-    let max_bytes = req.max_bytes.max(0) as usize;
+    let max_bytes = (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES);
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
