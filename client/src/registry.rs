@@ -350,6 +350,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn https_registry_is_reached_when_its_ca_is_trusted() {
+        let registry = TestRegistry::start_tls().await;
+        let untrusted = RegistryClient::new(RegistryConfig::new(&registry.url)).unwrap();
+        let err = untrusted.subjects().await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::RegistryUnreachable { .. }),
+            "{err}"
+        );
+        let trusted = RegistryClient::new(
+            RegistryConfig::new(&registry.url)
+                .with_ca_certificate_pem(include_bytes!("testdata/test-ca.pem").to_vec()),
+        )
+        .unwrap();
+        let id = trusted.register("secure", r#""string""#).await.unwrap();
+        assert_eq!(&*trusted.schema_by_id(id).await.unwrap(), r#""string""#);
+    }
+
+    #[tokio::test]
     async fn unreachable_registry_is_a_typed_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

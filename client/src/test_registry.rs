@@ -32,19 +32,43 @@ impl TestRegistry {
         Self::start_with_auth(None).await
     }
 
+    /// Serves over TLS with the test certificate for `localhost` (see `testdata/`).
+    pub(crate) async fn start_tls() -> TestRegistry {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio_rustls::rustls::{ServerConfig, crypto::ring::default_provider};
+
+        let cert =
+            CertificateDer::from_pem_slice(include_bytes!("testdata/localhost.pem")).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/localhost.key")).unwrap();
+        let config = ServerConfig::builder_with_provider(Arc::new(default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        let state: Shared = Arc::new(Mutex::new(Registry::default()));
+        let app = router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        TestRegistry {
+            url: format!("https://localhost:{port}"),
+            state,
+        }
+    }
+
     /// `auth` is the expected `Authorization` header value.
     pub(crate) async fn start_with_auth(auth: Option<String>) -> TestRegistry {
         let state: Shared = Arc::new(Mutex::new(Registry {
             basic_auth: auth,
             ..Registry::default()
         }));
-        let app = Router::new()
-            .route("/subjects", get(subjects))
-            .route("/subjects/{subject}", post(lookup))
-            .route("/subjects/{subject}/versions", post(register))
-            .route("/subjects/{subject}/versions/{version}", get(version))
-            .route("/schemas/ids/{id}", get(by_id))
-            .with_state(state.clone());
+        let app = router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -60,6 +84,42 @@ impl TestRegistry {
 
     pub(crate) fn register(&self, subject: &str, schema: &str) -> u32 {
         register_in(&mut self.state.lock().unwrap(), subject, schema)
+    }
+}
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup))
+        .route("/subjects/{subject}/versions", post(register))
+        .route("/subjects/{subject}/versions/{version}", get(version))
+        .route("/schemas/ids/{id}", get(by_id))
+        .with_state(state)
+}
+
+/// Accepts TCP connections and completes the TLS handshake before handing them to axum.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 
