@@ -13,6 +13,8 @@
 //! Open `api/` for routes, `registry.rs` for the operations, `compat/` for compatibility,
 //! `store/` for events and replay, `schema.rs` for parsing and schema identity.
 
+#![warn(missing_docs)]
+
 mod api;
 mod compat;
 mod error;
