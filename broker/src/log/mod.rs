@@ -16,7 +16,7 @@
 //! follows it, so it stays valid); then the buffer goes to the active segment in one
 //! `pwrite`, which is undone by truncation if it fails half-way (a full disk). The active
 //! segment rolls by size (`segment.bytes`) and age (`segment.ms`); a rolled segment is
-//! fsynced. Subscribers ([`PartitionLog::subscribe`]) learn of the new high watermark.
+//! fsynced by a background thread (and by the next flush). Subscribers ([`PartitionLog::subscribe`]) learn of the new high watermark.
 //!
 //! **Durability**: [`PartitionLog::flush_to`] is group commit: one caller fsyncs for
 //! everyone who appended meanwhile, the others wait on a condition variable. The flush

@@ -116,6 +116,8 @@ pub(super) struct FlushState {
     /// A caller is running fsync; others wait on the condition variable.
     pub(super) leader: bool,
     pub(super) last_flush: Instant,
+    /// Rolled segments not yet known to be fsynced.
+    pub(super) rolled: Vec<Arc<SegmentFile>>,
 }
 
 /// Index entries written to the files at a time, so appends rarely touch them.
@@ -313,32 +315,44 @@ impl PartitionLog {
             seg.index.on_roll();
         }
         self.write_index_entries(w)?;
-        w.active
-            .file
-            .sync_data()
-            .map_err(|e| LogError::io(&w.active.path, e))?;
-        for (f, suffix) in [
-            (&w.index_file, segment::INDEX_SUFFIX),
-            (&w.time_index_file, segment::TIME_INDEX_SUFFIX),
-        ] {
-            f.sync_data()
-                .map_err(|e| LogError::io(segment::file_path(&self.dir, old_base, suffix), e))?;
-        }
         let base = w.next_offset;
         let (seg, index_file, time_index_file) =
             create_segment(&self.dir, base, w.config.index_interval_bytes)?;
         segment::sync_dir(&self.dir)?;
-        w.active = Arc::clone(&seg.file);
-        w.index_file = index_file;
-        w.time_index_file = time_index_file;
+        let old = std::mem::replace(&mut w.active, Arc::clone(&seg.file));
+        let old_index = std::mem::replace(&mut w.index_file, index_file);
+        let old_time_index = std::mem::replace(&mut w.time_index_file, time_index_file);
+        // Listed before the view switches to the new segment: a flush that sees the new
+        // segment then also sees the old one still to be fsynced (see flush_to).
+        lock(&self.flush).rolled.push(Arc::clone(&old));
         w.offsets_written = 0;
         w.times_written = 0;
         w.size = 0;
         w.rolling_timestamp = None;
         self.view_mut().segments.insert(base, seg);
-        let mut fs = lock(&self.flush);
-        fs.flushed = fs.flushed.max(base);
-        self.flushed_cv.notify_all();
+        // The rolled segment is fsynced off the append path (as Kafka does), so appends
+        // do not wait for a whole segment to reach the disk; flush_to covers it as well.
+        let inline = Arc::clone(&old);
+        let sync = move || {
+            let result = old
+                .file
+                .sync_data()
+                .and_then(|_| old_index.sync_data())
+                .and_then(|_| old_time_index.sync_data());
+            if let Err(e) = result {
+                tracing::warn!(segment = %old.path.display(), error = %e,
+                    "fsync of a rolled segment failed; the next flush retries it");
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("strand-log-roll".into())
+            .spawn(sync);
+        if spawned.is_err() {
+            inline
+                .file
+                .sync_data()
+                .map_err(|e| LogError::io(&inline.path, e))?;
+        }
         Ok(())
     }
 
@@ -498,16 +512,19 @@ impl PartitionLog {
                 let active = v.segments.values().next_back().map(|s| Arc::clone(&s.file));
                 (active, v.log_end)
             };
-            // Segments before the active one were fsynced when they were rolled.
-            let result = match &file {
-                Some(f) => f.file.sync_data().map_err(|e| LogError::io(&f.path, e)),
-                None => Ok(()),
-            };
+            // Read after the view: see `roll`. Older segments are already on disk.
+            let rolled = lock(&self.flush).rolled.clone();
+            let result = rolled
+                .iter()
+                .chain(&file)
+                .try_for_each(|f| f.file.sync_data().map_err(|e| LogError::io(&f.path, e)));
             fs = lock(&self.flush);
             fs.leader = false;
             if result.is_ok() {
                 fs.flushed = fs.flushed.max(end);
                 fs.last_flush = Instant::now();
+                fs.rolled
+                    .retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(s, r)));
             }
             self.flushed_cv.notify_all();
             result?;

@@ -1,8 +1,9 @@
 //! Opening a log: finding its segments, recovering from a crash, rebuilding state.
 //!
 //! At open every segment's batch headers are walked (headers only for the older,
-//! fsynced segments; header and CRC32C of every batch for the last segment, which may hold
-//! writes that never reached the disk whole). The log is truncated after the last whole
+//! fsynced segments; header and CRC32C of every batch for the last two segments, which
+//! may hold writes that never reached the disk whole: the last takes the appends, the one
+//! before may still have been in its background fsync after a roll). The log is truncated after the last whole
 //! valid batch and a warning names the file, the position and the bytes cut. Checking the
 //! whole last segment rather than only its tail after the last index entry costs one read
 //! of it, and means a bit flipped anywhere in it is found before a reader could be handed
@@ -125,7 +126,11 @@ fn open_segments(
         } else {
             &mut producers
         };
-        let seg = load_segment(dir, base, base == last_base, next_expected, &config, table)?;
+        // The segment before the last may have been rolled shortly before a crash, its
+        // fsync still running in the background: it gets the CRC32C check too.
+        let verify = i + 2 >= log_bases.len();
+        let is_last = base == last_base;
+        let seg = load_segment(dir, base, is_last, verify, next_expected, &config, table)?;
         let recorded = trusted.as_ref().and_then(|s| s.segments.get(i));
         if recorded.is_some_and(|meta| meta.size != seg.size) {
             // Damaged since the clean shutdown: the snapshot's producer state may refer to
@@ -198,6 +203,7 @@ fn open_segments(
             flushed: log_end,
             leader: false,
             last_flush: Instant::now(),
+            rolled: Vec::new(),
         }),
         flushed_cv: Condvar::new(),
         cleaner: Mutex::new(Default::default()),
@@ -255,6 +261,7 @@ fn load_segment(
     dir: &Path,
     base: i64,
     is_last: bool,
+    verify: bool,
     mut next_expected: i64,
     config: &LogConfig,
     producers: &mut ProducerTable,
@@ -291,7 +298,7 @@ fn load_segment(
         next_expected = h.last_offset() + 1;
         true
     };
-    let (valid_end, reason) = if is_last {
+    let (valid_end, reason) = if verify {
         verify_batches(&seg, file_len, &mut on_batch)?
     } else {
         scan_headers(&seg, file_len, &mut on_batch)?
