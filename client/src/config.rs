@@ -200,6 +200,8 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     /// `fetch.max.wait.ms`.
     pub fetch_max_wait: Duration,
+    /// `max.poll.records`: most records one `poll` returns.
+    pub max_poll_records: usize,
 }
 
 impl ConsumerConfig {
@@ -219,6 +221,7 @@ impl ConsumerConfig {
             fetch_max_bytes: 50 * 1024 * 1024,
             max_partition_fetch_bytes: 1024 * 1024,
             fetch_max_wait: Duration::from_millis(500),
+            max_poll_records: 500,
         }
     }
 }

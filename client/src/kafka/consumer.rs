@@ -110,7 +110,6 @@ pub struct RawConsumer {
     listener: Option<Listener>,
     last_commit: Instant,
     next_epoch: u64,
-    max_poll_records: usize,
 }
 
 impl std::fmt::Debug for RawConsumer {
@@ -147,7 +146,6 @@ impl RawConsumer {
             listener: None,
             last_commit: Instant::now(),
             next_epoch: 1,
-            max_poll_records: 500,
         })
     }
 
@@ -522,7 +520,7 @@ impl RawConsumer {
             let tp = TopicPartition::new(r.topic.clone(), r.partition);
             match self.assignment.get_mut(&tp) {
                 Some(s) if s.paused => kept.push_back(r),
-                Some(s) if out.len() < self.max_poll_records => {
+                Some(s) if out.len() < self.config.max_poll_records.max(1) => {
                     s.position = Some(r.offset + 1);
                     out.push(r);
                 }
