@@ -577,8 +577,13 @@ impl PartitionLog {
         w.closed = true;
         self.flush()?;
         self.write_index_entries(&mut w)?;
-        for f in [&w.index_file, &w.time_index_file] {
-            f.sync_data().map_err(|e| LogError::io(&self.dir, e))?;
+        let base = w.active.base_offset;
+        for (f, suffix) in [
+            (&w.index_file, segment::INDEX_SUFFIX),
+            (&w.time_index_file, segment::TIME_INDEX_SUFFIX),
+        ] {
+            f.sync_data()
+                .map_err(|e| LogError::io(segment::file_path(&self.dir, base, suffix), e))?;
         }
         let segments = self
             .view()

@@ -380,3 +380,50 @@ fn clean_shutdown_snapshot_is_not_trusted_when_a_segment_changed() {
     let r = log.read(2, 1 << 20, true).unwrap();
     assert_eq!(decode(&r.records)[0].0, 0);
 }
+
+#[test]
+fn reads_running_alongside_appends_see_only_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open(dir.path(), small_config()));
+    let total = 300i64;
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for i in 0..total {
+                log.append(&mut batch_of(i as u32, 1 + (i as usize % 4), i, 60))
+                    .unwrap();
+            }
+        })
+    };
+    // Follow the log like a consumer until the writer is done and everything was seen.
+    let mut next = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut rx = log.subscribe();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    while next < log.log_end_offset() || !writer.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reader stuck at {next}"
+        );
+        rx.borrow_and_update();
+        let r = log.read(next, 700, true).unwrap();
+        if r.records.is_empty() {
+            // Wait for the high watermark to move rather than spinning.
+            let _ = rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(50), rx.changed()).await
+            });
+            continue;
+        }
+        for rec in decode(&r.records) {
+            assert!(rec.0 <= next, "no gap: got {} expecting {next}", rec.0);
+            if rec.0 == next {
+                next += 1;
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(next, log.log_end_offset());
+}
