@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
@@ -116,8 +117,9 @@ pub(super) struct FlushState {
     /// A caller is running fsync; others wait on the condition variable.
     pub(super) leader: bool,
     pub(super) last_flush: Instant,
-    /// Rolled segments not yet known to be fsynced.
-    pub(super) rolled: Vec<Arc<SegmentFile>>,
+    /// Rolled segments whose fsync has not been seen to complete, each with the flag its
+    /// background fsync sets when done (so that deleted segments' files are let go).
+    pub(super) rolled: Vec<(Arc<SegmentFile>, Arc<AtomicBool>)>,
 }
 
 /// Index entries written to the files at a time, so appends rarely touch them.
@@ -324,7 +326,12 @@ impl PartitionLog {
         let old_time_index = std::mem::replace(&mut w.time_index_file, time_index_file);
         // Listed before the view switches to the new segment: a flush that sees the new
         // segment then also sees the old one still to be fsynced (see flush_to).
-        lock(&self.flush).rolled.push(Arc::clone(&old));
+        let synced = Arc::new(AtomicBool::new(false));
+        {
+            let mut fs = lock(&self.flush);
+            fs.rolled.retain(|(_, done)| !done.load(Ordering::Acquire));
+            fs.rolled.push((Arc::clone(&old), Arc::clone(&synced)));
+        }
         w.offsets_written = 0;
         w.times_written = 0;
         w.size = 0;
@@ -333,12 +340,16 @@ impl PartitionLog {
         // The rolled segment is fsynced off the append path (as Kafka does), so appends
         // do not wait for a whole segment to reach the disk; flush_to covers it as well.
         let inline = Arc::clone(&old);
+        let background_synced = Arc::clone(&synced);
         let sync = move || {
             let result = old
                 .file
                 .sync_data()
                 .and_then(|_| old_index.sync_data())
                 .and_then(|_| old_time_index.sync_data());
+            if result.is_ok() {
+                background_synced.store(true, Ordering::Release);
+            }
             if let Err(e) = result {
                 tracing::warn!(segment = %old.path.display(), error = %e,
                     "fsync of a rolled segment failed; the next flush retries it");
@@ -352,6 +363,7 @@ impl PartitionLog {
                 .file
                 .sync_data()
                 .map_err(|e| LogError::io(&inline.path, e))?;
+            synced.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -513,7 +525,12 @@ impl PartitionLog {
                 (active, v.log_end)
             };
             // Read after the view: see `roll`. Older segments are already on disk.
-            let rolled = lock(&self.flush).rolled.clone();
+            let rolled: Vec<Arc<SegmentFile>> = lock(&self.flush)
+                .rolled
+                .iter()
+                .filter(|(_, done)| !done.load(Ordering::Acquire))
+                .map(|(f, _)| Arc::clone(f))
+                .collect();
             let result = rolled
                 .iter()
                 .chain(&file)
@@ -523,8 +540,9 @@ impl PartitionLog {
             if result.is_ok() {
                 fs.flushed = fs.flushed.max(end);
                 fs.last_flush = Instant::now();
-                fs.rolled
-                    .retain(|r| !rolled.iter().any(|s| Arc::ptr_eq(s, r)));
+                fs.rolled.retain(|(r, done)| {
+                    !done.load(Ordering::Acquire) && !rolled.iter().any(|s| Arc::ptr_eq(s, r))
+                });
             }
             self.flushed_cv.notify_all();
             result?;
