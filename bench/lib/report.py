@@ -37,6 +37,7 @@ METRICS = [
     ("idle_rss", "W5 idle RSS", "MiB", False, 0.1),
     ("w1_rss", "W5 peak RSS through W1", "MiB", False, None),
     ("startup", "W5 process start to first Metadata answer", "ms", False, 0.1),
+    ("restart_1000", "W5 restart to first Metadata answer, holding W1–W4 data + 1 000 partitions", "ms", False, None),
     ("w6_rps", "W6 registry GET /schemas/ids/{id}", "req/s", True, None),
     ("w6_p99", "W6 registry GET /schemas/ids/{id} p99", "ms", False, None),
 ]
@@ -121,7 +122,7 @@ def main():
             continue
         ratio = f"{smed / kmed:.2f}×" if kmed and smed is not None else "–"
         goal = "–"
-        if target is not None:
+        if target is not None and kmed and smed is not None:
             op = "≥" if higher else "≤"
             met = kmed and smed is not None and (smed / kmed >= target if higher else smed / kmed <= target)
             goal = f"{op} {target}× ({'met' if met else 'MISSED'})"
