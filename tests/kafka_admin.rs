@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use strand_tests::Strand;
 use strand_tests::kafka::{
-    KafkaClient, batch, batch_with_producer, create_topic, fetch, name, produce, values,
+    KafkaClient, batch, batch_with_producer, create_topic, fetch, name, now_ms, produce, values,
 };
 
 fn s(v: &str) -> StrBytes {
@@ -214,7 +214,11 @@ fn topics_are_deleted_and_grow_partitions() -> anyhow::Result<()> {
         &mut client,
         "grow",
         4,
-        batch(&[(None, Some(b"new partition"), &[])], Compression::None, 0),
+        batch(
+            &[(None, Some(b"new partition"), &[])],
+            Compression::None,
+            now_ms(),
+        ),
     )?;
     assert_eq!(p.error_code, 0);
 
@@ -222,7 +226,7 @@ fn topics_are_deleted_and_grow_partitions() -> anyhow::Result<()> {
         &mut client,
         "grow",
         0,
-        batch(&[(None, Some(b"old"), &[])], Compression::None, 0),
+        batch(&[(None, Some(b"old"), &[])], Compression::None, now_ms()),
     )?;
     assert_eq!(p.error_code, 0);
     let resp = client.call(
@@ -354,7 +358,7 @@ fn leader_epoch_cluster_and_producer_ids_answer_as_one_broker() -> anyhow::Resul
         batch_with_producer(
             &[(None, Some(value), &[])],
             Compression::None,
-            0,
+            now_ms(),
             pid,
             epoch,
             seq,

@@ -299,3 +299,11 @@ pub fn values(records: &Option<Bytes>) -> anyhow::Result<Vec<Vec<u8>>> {
         .map(|r| r.value.map(|v| v.to_vec()).unwrap_or_default())
         .collect())
 }
+
+/// Now in milliseconds since the epoch: the timestamp test batches carry, so that the
+/// broker's retention (7 days by default) never deletes them mid-test.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
