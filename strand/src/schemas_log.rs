@@ -6,10 +6,7 @@
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use strand_broker::PartitionLog;
 use strand_registry::{LogRecord, SchemaLog, StoreError};
 
@@ -31,37 +28,14 @@ fn now_ms() -> i64 {
 }
 
 fn encode(records: &[LogRecord]) -> Result<BytesMut, StoreError> {
-    let timestamp = now_ms();
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp,
-            key: Some(Bytes::copy_from_slice(&r.key)),
-            value: r.value.as_deref().map(Bytes::copy_from_slice),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| store_error("encoding a record batch", e))?;
-    Ok(buf)
+    let records = records.iter().map(|r| {
+        (
+            Bytes::copy_from_slice(&r.key),
+            r.value.as_deref().map(Bytes::copy_from_slice),
+        )
+    });
+    strand_broker::log::encode_keyed_batch(records, now_ms())
+        .map_err(|e| store_error("encoding", e))
 }
 
 /// The offset after the last record of each whole batch in `bytes` (RecordBatch v2 header:

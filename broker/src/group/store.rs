@@ -20,10 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use tokio::sync::{mpsc, oneshot};
 
 use super::GroupError;
@@ -155,39 +152,10 @@ pub(crate) async fn run_writer(log: Arc<dyn OffsetsLog>, mut rx: mpsc::Receiver<
 pub(crate) fn encode_batch<'a>(
     records: impl Iterator<Item = &'a StoredRecord>,
 ) -> Result<Vec<u8>, GroupError> {
-    let timestamp = now_ms();
-    let records: Vec<Record> = records
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| GroupError::Storage(format!("encoding a record batch: {e}")))?;
-    Ok(buf.to_vec())
+    let records = records.map(|(key, value)| (key.clone(), value.clone()));
+    crate::log::encode_keyed_batch(records, now_ms())
+        .map(|buf| buf.to_vec())
+        .map_err(|e| GroupError::Storage(e.to_string()))
 }
 
 /// A group's metadata as stored (group metadata value v3).

@@ -71,6 +71,9 @@ pub enum LogError {
         /// The log's directory.
         dir: PathBuf,
     },
+    /// Records could not be encoded as a RecordBatch.
+    #[error("encoding a record batch: {0}")]
+    Encode(String),
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {
