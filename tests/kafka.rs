@@ -434,6 +434,49 @@ fn acks_all_records_survive_sigkill() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[test]
+fn pipelined_acks_all_requests_are_answered_in_order_and_survive_sigkill() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &["--log-flush-interval-ms", "3600000"])?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    create_topic(&mut client, "piped", 2, &[])?;
+    // Sixty acks=all requests sent back to back over one connection, alternating partitions,
+    // with a Metadata request in the middle: the answers must come in the order sent, each
+    // with the offset its partition gave it, and every answered record must be durable.
+    let mut sent: [Vec<Vec<u8>>; 2] = Default::default();
+    for i in 0..60 {
+        if i == 30 {
+            client.send(12, &MetadataRequest::default().with_topics(None))?;
+        }
+        let partition = i % 2;
+        let value = format!("piped-{i}").into_bytes();
+        let records = batch(&[(None, Some(&value), &[])], Compression::None, now_ms());
+        client.send(9, &produce_request("piped", partition, records, -1))?;
+        sent[partition as usize].push(value);
+    }
+    let mut next = [0i64; 2];
+    for i in 0..60 {
+        if i == 30 {
+            let meta = client.receive::<MetadataRequest>()?;
+            assert_eq!(meta.brokers.len(), 1);
+        }
+        let resp = client.receive::<ProduceRequest>()?;
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!((p.index, p.error_code), (i % 2, 0));
+        assert_eq!(p.base_offset, next[(i % 2) as usize]);
+        next[(i % 2) as usize] += 1;
+    }
+    strand.kill()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    for partition in 0..2 {
+        let p = fetch(&mut client, "piped", partition, 0, 0)?;
+        assert_eq!(p.high_watermark, 30);
+        assert_eq!(values(&p.records)?, sent[partition as usize]);
+    }
+    Ok(())
+}
+
 /// Writes raw bytes on a fresh connection and reports whether the broker closed it.
 fn closed_after(addr: std::net::SocketAddr, bytes: &[u8]) -> anyhow::Result<bool> {
     let mut stream = std::net::TcpStream::connect(addr)?;

@@ -2,10 +2,14 @@
 //! request header decoding, and answering pipelined requests in order.
 //!
 //! A reader task reads and decodes frames and queues each request's pending answer on a
-//! bounded channel; the writer side runs those answers one after another, in arrival
-//! order, and writes each response. The bound means a client that sends faster than it
-//! reads stalls its own reads instead of growing our memory; the frames read ahead also
-//! share a byte budget of one `socket.request.max.bytes`. A frame longer than
+//! bounded channel; a runner task runs those answers one after another, in arrival order
+//! (so appends happen in the order they were sent), and hands each reply to the writer,
+//! which writes the responses in the same order. A reply that only waits (acks=all waiting
+//! for its fsync) is awaited by the writer, not the runner, so the requests behind it are
+//! appended meanwhile and one fsync covers them all, as a Kafka producer with several
+//! requests in flight expects. The bounds mean a client that sends faster than it reads
+//! stalls its own reads instead of growing our memory; the frames read ahead also share a
+//! byte budget of one `socket.request.max.bytes`. A frame longer than
 //! `socket.request.max.bytes`, a header that does not decode, an unknown API key or an
 //! unsupported version closes the connection with a log line, as Kafka does; ApiVersions
 //! of a too-new version is answered with `UNSUPPORTED_VERSION` so that the client can
@@ -173,18 +177,27 @@ async fn write_chunks(
 pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Queued>(IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<Queued>(IN_FLIGHT);
+    let (answers_tx, mut answers) = mpsc::channel::<Answer>(IN_FLIGHT);
     let max_frame = broker.config().socket_request_max_bytes;
     let reader = tokio::spawn(read_requests(broker, read, peer, max_frame, tx));
-    while let Some((api, version, correlation_id, pending, _budget)) = rx.recv().await {
-        let response = match pending.await {
-            Reply::Response(r) => r,
-            Reply::None => continue,
-            Reply::Close(why) => {
-                tracing::info!(%peer, "closing connection: {why}");
-                break;
+    let runner = tokio::spawn(run_requests(rx, answers_tx));
+    while let Some((api, version, correlation_id, mut reply, _budget)) = answers.recv().await {
+        let response = loop {
+            match reply {
+                Reply::Response(r) => break Some(r),
+                Reply::None => break None,
+                Reply::Later(later) => reply = later.await,
+                Reply::Close(why) => {
+                    tracing::info!(%peer, "closing connection: {why}");
+                    reader.abort();
+                    runner.abort();
+                    let _ = write.shutdown().await;
+                    return;
+                }
             }
         };
+        let Some(response) = response else { continue };
         let frame = match encode_response(api, version, correlation_id, &response) {
             Ok(f) => f,
             Err(e) => {
@@ -198,7 +211,27 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr
         }
     }
     reader.abort();
+    runner.abort();
     let _ = write.shutdown().await;
+}
+
+/// A request whose effects are done, with its reply (possibly still waiting) for the writer.
+type Answer = (ApiKey, i16, i32, Reply, OwnedSemaphorePermit);
+
+/// Runs each request's handler in arrival order and passes the replies on, in order.
+async fn run_requests(mut rx: mpsc::Receiver<Queued>, answers: mpsc::Sender<Answer>) {
+    while let Some((api, version, correlation_id, pending, budget)) = rx.recv().await {
+        let reply = pending.await;
+        let close = matches!(reply, Reply::Close(_));
+        if answers
+            .send((api, version, correlation_id, reply, budget))
+            .await
+            .is_err()
+            || close
+        {
+            return;
+        }
+    }
 }
 
 async fn read_requests(

@@ -3,7 +3,9 @@
 //! Each handler takes the [`RequestContext`] and the decoded request and returns the
 //! response struct; the match wraps it into a [`Reply`]. Dispatch returns the reply as a
 //! future ([`Pending`]) that the connection runs in arrival order, so that side effects of
-//! pipelined requests (appends above all) happen in the order the client sent them.
+//! pipelined requests (appends above all) happen in the order the client sent them. A
+//! handler whose answer only waits (acks=all waiting for an fsync) returns
+//! [`Reply::Later`], so that the requests behind it run meanwhile and share that fsync.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +46,10 @@ pub(crate) enum Reply {
     None,
     /// Close the connection (Produce with acks=0 that failed, as Kafka does), saying why.
     Close(String),
+    /// The request's effects are done; its answer comes when this (already running) future
+    /// resolves, while the connection goes on with the requests behind it (acks=all waiting
+    /// for its fsync).
+    Later(Pending),
 }
 
 /// A request's answer, run by the connection after the answers of earlier requests.

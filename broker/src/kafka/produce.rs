@@ -91,17 +91,64 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
         );
     }
 
+    let version = ctx.version();
     let results = if jobs.is_empty() {
         Vec::new()
     } else {
-        match tokio::task::spawn_blocking(move || append_all(jobs, acks == -1)).await {
+        match tokio::task::spawn_blocking(move || append_all(jobs)).await {
             Ok(results) => results,
             Err(e) => {
                 let code = internal_error(&e);
-                return finish(ctx, acks, responses, Some(code));
+                return finish(version, acks, responses, Some(code));
             }
         }
     };
+    if acks != -1 {
+        let results = results.into_iter().map(|(t, p, r, _)| (t, p, r)).collect();
+        fill(version, &mut responses, results);
+        return finish(version, acks, responses, None);
+    }
+    // acks=all: the appends are done; the fsyncs run now, one per partition in parallel, and
+    // the connection goes on with the next requests, whose appends the same fsyncs cover.
+    let flushes: Vec<_> = results
+        .into_iter()
+        .map(|(t, p, result, log)| {
+            let dir = log.dir().to_path_buf();
+            let flush = match &result {
+                // A retried duplicate waits for its first append's fsync too.
+                Ok(info) => {
+                    let last = info.last_offset;
+                    Some(tokio::task::spawn_blocking(move || log.flush_to(last)))
+                }
+                Err(_) => None,
+            };
+            (t, p, result, flush, dir)
+        })
+        .collect();
+    Reply::Later(Box::pin(async move {
+        let mut results = Vec::with_capacity(flushes.len());
+        for (t, p, result, flush, dir) in flushes {
+            let result = match (result, flush) {
+                (Ok(info), Some(flush)) => match flush.await {
+                    Ok(Ok(())) => Ok(info),
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(LogError::io(dir, std::io::Error::other(e.to_string()))),
+                },
+                (result, _) => result,
+            };
+            results.push((t, p, result));
+        }
+        fill(version, &mut responses, results);
+        finish(version, acks, responses, None)
+    }))
+}
+
+/// Puts each partition's append result into its response.
+fn fill(
+    version: i16,
+    responses: &mut [TopicProduceResponse],
+    results: Vec<(usize, usize, Result<AppendInfo, LogError>)>,
+) {
     for (ti, pi, result) in results {
         let topic = &mut responses[ti];
         let resp = &mut topic.partition_responses[pi];
@@ -113,17 +160,16 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
             Err(e) => {
                 tracing::debug!(topic = %topic.name.as_str(), partition = resp.index, "produce failed: {e}");
                 resp.error_code = log_error(&e).code();
-                if ctx.version() >= 8 {
+                if version >= 8 {
                     resp.error_message = Some(StrBytes::from_string(e.to_string()));
                 }
             }
         }
     }
-    finish(ctx, acks, responses, None)
 }
 
 fn finish(
-    ctx: &RequestContext,
+    version: i16,
     acks: i16,
     mut responses: Vec<TopicProduceResponse>,
     overall: Option<ResponseError>,
@@ -153,7 +199,7 @@ fn finish(
             None => Reply::None,
         };
     }
-    if ctx.version() < 13 {
+    if version < 13 {
         for t in responses.iter_mut() {
             t.topic_id = uuid::Uuid::nil();
         }
@@ -163,26 +209,20 @@ fn finish(
     ))
 }
 
-/// Runs the appends (and, for acks=all, waits for their fsync) on a blocking thread.
-fn append_all(
-    jobs: Vec<Job>,
-    wait_for_fsync: bool,
-) -> Vec<(usize, usize, Result<AppendInfo, LogError>)> {
-    let mut results = Vec::with_capacity(jobs.len());
-    for mut job in jobs {
-        let result = job.log.append(&mut job.batches);
-        results.push((job.topic, job.partition, result, job.log));
-    }
-    results
-        .into_iter()
-        .map(|(t, p, result, log)| {
-            let result = match result {
-                Ok(info) if wait_for_fsync && !info.duplicate => {
-                    log.flush_to(info.last_offset).map(|()| info)
-                }
-                other => other,
-            };
-            (t, p, result)
+/// One partition's append result, with where its response goes and the log it went to.
+type Appended = (
+    usize,
+    usize,
+    Result<AppendInfo, LogError>,
+    Arc<PartitionLog>,
+);
+
+/// Runs the appends, in request order, on a blocking thread.
+fn append_all(jobs: Vec<Job>) -> Vec<Appended> {
+    jobs.into_iter()
+        .map(|mut job| {
+            let result = job.log.append(&mut job.batches);
+            (job.topic, job.partition, result, job.log)
         })
         .collect()
 }
