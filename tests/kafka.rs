@@ -167,7 +167,7 @@ fn produce_and_fetch_round_trip_with_every_acks_mode_and_codec() -> anyhow::Resu
         let records = batch(
             &[(Some(b"k"), Some(value.as_bytes()), &[("h", b"1")])],
             codec,
-            1_000 + i as i64,
+            now_ms(),
         );
         let acks = [1i16, -1][i % 2];
         let resp = client.call(9, &produce_request("rt", 1, records, acks))?;
@@ -180,7 +180,7 @@ fn produce_and_fetch_round_trip_with_every_acks_mode_and_codec() -> anyhow::Resu
     let records = batch(
         &[(None, Some(b"fire-and-forget"), &[])],
         Compression::None,
-        2_000,
+        now_ms(),
     );
     client.send(9, &produce_request("rt", 1, records, 0))?;
     client.forget_oldest();
@@ -420,7 +420,11 @@ fn acks_all_records_survive_sigkill() -> anyhow::Result<()> {
             &mut client,
             "durable",
             0,
-            batch(&[(None, Some(value.as_bytes()), &[])], Compression::None, i),
+            batch(
+                &[(None, Some(value.as_bytes()), &[])],
+                Compression::None,
+                now_ms(),
+            ),
         )?;
         assert_eq!(p.error_code, 0);
         sent.push(value.into_bytes());

@@ -272,7 +272,11 @@ fn delete_records_moves_the_log_start_offset() -> anyhow::Result<()> {
             &mut client,
             "dr",
             0,
-            batch(&[(None, Some(v.as_bytes()), &[])], Compression::None, i),
+            batch(
+                &[(None, Some(v.as_bytes()), &[])],
+                Compression::None,
+                now_ms(),
+            ),
         )?;
     }
     let resp = client.call(
@@ -311,7 +315,7 @@ fn leader_epoch_cluster_and_producer_ids_answer_as_one_broker() -> anyhow::Resul
         batch(
             &[(None, Some(b"a"), &[]), (None, Some(b"b"), &[])],
             Compression::None,
-            0,
+            now_ms(),
         ),
     )?;
     let resp = client.call(
