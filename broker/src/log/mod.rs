@@ -24,7 +24,7 @@
 //!
 //! **Read** ([`PartitionLog::read`]): whole stored batches, byte for byte, starting with
 //! the batch holding the offset asked for, found through the sparse index and a short walk
-//! of batch headers, read with one `pread` outside any lock. Lookups by timestamp for
+//! of batch headers, read with one `pread` outside any lock into a pooled buffer (`buffers`). Lookups by timestamp for
 //! ListOffsets are in `timestamps`.
 //!
 //! **Open and recovery** (`recovery`): the last segment is re-read batch by batch with
@@ -44,6 +44,7 @@
 //! `compaction`, `timestamps`.
 
 mod batch;
+mod buffers;
 mod compaction;
 mod config;
 mod error;

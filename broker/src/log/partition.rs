@@ -686,7 +686,7 @@ fn find_batch(
     Ok(None)
 }
 
-/// Reads whole batches from `start` up to `max_bytes` in one `pread`.
+/// Reads whole batches from `start` up to `max_bytes` in one `pread`, into a pooled buffer.
 fn read_batches(
     seg: &SegmentFile,
     (start, first): (u64, BatchHeader),
@@ -704,15 +704,15 @@ fn read_batches(
     } else {
         max_bytes.min(available)
     };
-    let mut buf = vec![0u8; want];
-    seg.read_at(&mut buf, start)?;
+    let mut buf = super::buffers::POOL.take(want);
+    let read = buf.as_mut_slice();
+    seg.read_at(read, start)?;
     let mut whole = 0;
-    while let Some(h) = BatchHeader::parse(&buf[whole..]) {
-        if whole + h.total_size() > buf.len() || h.check_shape().is_err() {
+    while let Some(h) = BatchHeader::parse(&read[whole..]) {
+        if whole + h.total_size() > read.len() || h.check_shape().is_err() {
             break;
         }
         whole += h.total_size();
     }
-    buf.truncate(whole);
-    Ok(Bytes::from(buf))
+    Ok(buf.freeze(whole))
 }
