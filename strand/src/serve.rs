@@ -68,9 +68,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     kafka_task.await.context("kafka server task")?;
     background.await.context("background task")?;
     let b = broker.clone();
-    tokio::task::spawn_blocking(move || b.flush_all())
+    tokio::task::spawn_blocking(move || b.close_all())
         .await
-        .context("flushing the logs")?;
+        .context("closing the logs")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -162,11 +162,14 @@ fn open_segments(
         unreachable!("a log always has an active segment");
     };
     let active_file = Arc::clone(&active.file);
-    // What a crashed process wrote may still sit only in the page cache.
-    active_file
-        .file
-        .sync_data()
-        .map_err(|e| LogError::io(&active_file.path, e))?;
+    // What a crashed process wrote may still sit only in the page cache. After a clean
+    // shutdown the snapshot (written after the close's fsync) vouches for it.
+    if trusted.is_none() {
+        active_file
+            .file
+            .sync_data()
+            .map_err(|e| LogError::io(&active_file.path, e))?;
+    }
     let active_size = active.size;
     let rolling_timestamp = rolling_timestamp(active)?;
     let offsets_written = active.index.offsets.len();
