@@ -171,20 +171,9 @@ impl Broker {
                     .map(move |(p, log)| (name.clone(), p, log))
             })
             .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..logs.len().min(CLOSE_THREADS) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((topic, p, log)) = logs.get(i) else {
-                            return;
-                        };
-                        if let Err(e) = log.close() {
-                            tracing::error!(topic, partition = p, "closing the log failed: {e}");
-                        }
-                    }
-                });
+        crate::parallel::map_bounded(&logs, CLOSE_THREADS, |(topic, p, log)| {
+            if let Err(e) = log.close() {
+                tracing::error!(topic, partition = p, "closing the log failed: {e}");
             }
         });
     }

@@ -23,6 +23,7 @@ pub mod cluster;
 mod group;
 mod kafka;
 pub mod log;
+mod parallel;
 
 pub use alloc::GuardedAllocator;
 pub use broker::{Broker, BrokerConfig};

@@ -393,37 +393,12 @@ impl Cluster {
         config: &LogConfig,
         fresh: bool,
     ) -> Result<Vec<Arc<PartitionLog>>, ClusterError> {
-        let count = partitions.len();
-        if count <= 1 {
-            return partitions
-                .map(|p| self.open_log(name, p, config, fresh))
-                .collect();
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut opened: Vec<(usize, Result<Arc<PartitionLog>, ClusterError>)> =
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..count.min(OPEN_THREADS))
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut mine = Vec::new();
-                            loop {
-                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                if i >= count {
-                                    return mine;
-                                }
-                                let p = partitions.start + i as i32;
-                                mine.push((i, self.open_log(name, p, config, fresh)));
-                            }
-                        })
-                    })
-                    .collect();
-                workers
-                    .into_iter()
-                    .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
-            });
-        opened.sort_unstable_by_key(|(i, _)| *i);
-        opened.into_iter().map(|(_, log)| log).collect()
+        let partitions: Vec<i32> = partitions.collect();
+        crate::parallel::map_bounded(&partitions, OPEN_THREADS, |&p| {
+            self.open_log(name, p, config, fresh)
+        })
+        .into_iter()
+        .collect()
     }
 
     /// Opens partition `partition`'s log; `fresh` removes a leftover directory of a topic
