@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Time from a server's process start to its first answered Kafka Metadata request.
 
-    metadata_probe.py HOST PORT START_NS TIMEOUT_S
+    metadata_probe.py HOST PORT START_NS TIMEOUT_S [PID]
 
 START_NS is time.time_ns() (date +%s%N) taken just before the server was launched. The probe
 connects, sends Metadata v4 for all topics and waits for the whole response, retrying every
-5 ms; it prints the elapsed milliseconds once a response arrives, or exits 1 at the timeout.
+5 ms; it prints the elapsed milliseconds once a response arrives, or exits 1 at the timeout,
+or as soon as process PID (the server, when given) has exited.
 Metadata v4 is used because Kafka 4.x no longer accepts v0-v3, and it is not yet flexible.
 """
 import socket
@@ -44,13 +45,26 @@ def try_once(host: str, port: int) -> bool:
         return False
 
 
+def alive(pid: int) -> bool:
+    """True while PID runs; an exited child not yet reaped by its parent is a zombie (Z)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def main() -> int:
     host, port, start_ns, timeout_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    pid = int(sys.argv[5]) if len(sys.argv) > 5 else None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if try_once(host, port):
             print(f"{(time.time_ns() - start_ns) / 1e6:.1f}")
             return 0
+        if pid is not None and not alive(pid):
+            print(f"the server (pid {pid}) exited before answering", file=sys.stderr)
+            return 1
         time.sleep(0.005)
     print(f"no Metadata answer from {host}:{port} within {timeout_s}s", file=sys.stderr)
     return 1

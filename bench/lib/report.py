@@ -3,9 +3,11 @@
 
     report.py OUT_DIR [PNG]
 
-OUT_DIR holds raw/SYSTEM.rROUND.WORKLOAD.txt (the tools' own output) and measures.tsv
-(name, system, round, value lines the harness measured itself). Writes OUT_DIR/results.md
-(also printed) and, when matplotlib is importable and PNG is given, the W3 latency plot.
+OUT_DIR holds raw/SYSTEM.rROUND.WORKLOAD.txt (the tools' own output: Kafka's Java tools for
+w1..w4 and e2e, bench/rdkafka/perf.py's `RESULT {json}` line for rdk-w1..rdk-w4, wrk for w6)
+and measures.tsv (name, system, round, value lines the harness measured itself). Writes
+OUT_DIR/results.md (also printed) and, when matplotlib is importable and PNG is given, the W3
+latency plot.
 """
 import json
 import re
@@ -24,16 +26,23 @@ WRK_P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 # name, label, unit, True if higher is better, target ratio (strand/Kafka) or None
 METRICS = [
-    ("w1", "W1 produce, acks=1, 1 KiB, 6 partitions", "MB/s", True, 1.5),
-    ("w2", "W2 produce, acks=all, 1 KiB, 6 partitions", "MB/s", True, 1.5),
-    ("w3_rate", "W3 produce rate achieved (target 20 MB/s)", "MB/s", True, None),
-    ("w3_p50", "W3 produce latency p50 at 20 MB/s", "ms", False, None),
-    ("w3_p99", "W3 produce latency p99 at 20 MB/s", "ms", False, 0.5),
-    ("w3_p999", "W3 produce latency p99.9 at 20 MB/s", "ms", False, None),
-    ("e2e_p50", "W3b end-to-end latency p50 (EndToEndLatency, one at a time)", "ms", False, None),
-    ("e2e_p99", "W3b end-to-end latency p99", "ms", False, None),
-    ("e2e_p999", "W3b end-to-end latency p99.9", "ms", False, None),
-    ("w4", "W4 consume from the start (fetch MB/s)", "MB/s", True, None),
+    ("w1", "W1 produce, acks=1, 1 KiB, 6 partitions (Java)", "MB/s", True, 1.5),
+    ("rdk_w1", "W1 produce, acks=1, 1 KiB, 6 partitions (librdkafka)", "MB/s", True, 1.5),
+    ("w2", "W2 produce, acks=all, 1 KiB, 6 partitions (Java)", "MB/s", True, 1.5),
+    ("rdk_w2", "W2 produce, acks=all, 1 KiB, 6 partitions (librdkafka)", "MB/s", True, 1.5),
+    ("w3_rate", "W3 produce rate achieved, target 20 MB/s (Java)", "MB/s", True, None),
+    ("w3_p50", "W3 produce latency p50 at 20 MB/s (Java)", "ms", False, None),
+    ("w3_p99", "W3 produce latency p99 at 20 MB/s (Java)", "ms", False, 0.5),
+    ("w3_p999", "W3 produce latency p99.9 at 20 MB/s (Java)", "ms", False, None),
+    ("rdk_w3_rate", "W3 produce rate achieved, target 20 MB/s (librdkafka)", "MB/s", True, None),
+    ("rdk_w3_p50", "W3 produce latency p50 at 20 MB/s (librdkafka)", "ms", False, None),
+    ("rdk_w3_p99", "W3 produce latency p99 at 20 MB/s (librdkafka)", "ms", False, 0.5),
+    ("rdk_w3_p999", "W3 produce latency p99.9 at 20 MB/s (librdkafka)", "ms", False, None),
+    ("e2e_p50", "W3b end-to-end latency p50 (Java EndToEndLatency, one at a time)", "ms", False, None),
+    ("e2e_p99", "W3b end-to-end latency p99 (Java)", "ms", False, None),
+    ("e2e_p999", "W3b end-to-end latency p99.9 (Java)", "ms", False, None),
+    ("w4", "W4 consume from the start, fetch MB/s (Java)", "MB/s", True, None),
+    ("rdk_w4", "W4 consume from the start, fetch MB/s (librdkafka)", "MB/s", True, None),
     ("idle_rss", "W5 idle RSS", "MiB", False, 0.1),
     ("w1_rss", "W5 peak RSS through W1", "MiB", False, None),
     ("startup", "W5 process start to first Metadata answer", "ms", False, 0.1),
@@ -43,14 +52,42 @@ METRICS = [
 ]
 
 
-def parse_raw(path: Path, values):
+def rdkafka_result(text):
+    """The last `RESULT {json}` line of bench/rdkafka/perf.py, or None."""
+    lines = [l for l in text.splitlines() if l.startswith("RESULT ")]
+    if not lines:
+        return None
+    try:
+        return json.loads(lines[-1][len("RESULT "):])
+    except ValueError:
+        return None
+
+
+def parse_raw(path: Path, values, settings):
     system, rnd, workload = path.name[: -len(".txt")].split(".", 2)
     text = path.read_text(errors="replace")
 
     def put(name, value):
-        values[name][system].append(float(value))
+        if value is not None:
+            values[name][system].append(float(value))
 
-    if workload in ("w1", "w2", "w3"):
+    if workload.startswith("rdk-w"):
+        res = rdkafka_result(text)
+        # Only complete runs count: a run cut short by its timeout says nothing of the rate.
+        if res is None or res.get("errors") or res.get("undelivered"):
+            return
+        key = workload.replace("-", "_")
+        settings[f"{res['mode']} {res.get('client', '')}"] = res.get("settings")
+        if key == "rdk_w3":
+            put("rdk_w3_rate", res["mb_per_s"])
+            put("rdk_w3_p50", res["latency_p50_ms"])
+            put("rdk_w3_p99", res["latency_p99_ms"])
+            put("rdk_w3_p999", res["latency_p999_ms"])
+        elif key == "rdk_w4":
+            put("rdk_w4", res["fetch_mb_per_s"])
+        else:
+            put(key, res["mb_per_s"])
+    elif workload in ("w1", "w2", "w3"):
         m = PRODUCER.findall(text)
         if m:
             last = m[-1]
@@ -103,15 +140,19 @@ def main():
     out = Path(sys.argv[1])
     png = Path(sys.argv[2]) if len(sys.argv) > 2 else None
     values = defaultdict(lambda: defaultdict(list))
+    settings = {}
     for path in sorted((out / "raw").glob("*.txt")):
-        parse_raw(path, values)
+        parse_raw(path, values, settings)
     machine = {}
     for line in (out / "measures.tsv").read_text().splitlines():
         name, system, _rnd, value = line.split("\t")
         if system == "machine":
             machine[name] = value
         else:
-            values[name][system].append(float(value))
+            try:
+                values[name][system].append(float(value))
+            except ValueError:  # the harness could not measure it (e.g. the server had died)
+                print(f"skipping {name} of {system} round {_rnd}: {value!r}", file=sys.stderr)
 
     lines = ["| figure | unit | Apache Kafka median (min–max) | strand median (min–max) | strand/Kafka | target |",
              "|---|---|---|---|---|---|"]
@@ -134,18 +175,31 @@ def main():
                        ("loadavg_end", "load average at end")]:
         if machine.get(key):
             lines.append(f"- {label}: {machine[key]}")
-    if machine.get("disk_mbps") and values["w1"]:
-        disk = float(machine["disk_mbps"])
+    # The tools' MB is 1024 * 1024 bytes; fio's and iperf3's figures here are decimal.
+    for metric, key, limit in [("w1", "disk_mbps", "the disk's sequential write"),
+                               ("rdk_w1", "disk_mbps", "the disk's sequential write"),
+                               ("w4", "loopback_gbps", "loopback TCP"),
+                               ("rdk_w4", "loopback_gbps", "loopback TCP")]:
+        if not machine.get(key):
+            continue
+        cap = float(machine[key]) * (1000 / 8 if key == "loopback_gbps" else 1)
+        client = "librdkafka" if metric.startswith("rdk") else "Java"
         for sys_ in ("kafka", "strand"):
-            if values["w1"][sys_]:
-                lines.append(f"- W1 {sys_} median as a fraction of the disk's sequential write: "
-                             f"{statistics.median(values['w1'][sys_]) / disk:.1%}")
-    if machine.get("loopback_gbps") and values["w4"]:
-        net = float(machine["loopback_gbps"]) * 1000 / 8
-        for sys_ in ("kafka", "strand"):
-            if values["w4"][sys_]:
-                lines.append(f"- W4 {sys_} median as a fraction of loopback TCP: "
-                             f"{statistics.median(values['w4'][sys_]) / net:.1%}")
+            if values[metric][sys_]:
+                mb = statistics.median(values[metric][sys_]) * 1.048576
+                lines.append(f"- {metric.split('_')[-1].upper()} ({client}) {sys_} median as a fraction "
+                             f"of {limit}: {mb / cap:.1%}")
+    lines.append("")
+    lines.append("Client settings, the same against both systems:")
+    lines.append("- Java (kafka-tools ProducerPerformance, EndToEndLatency, ConsumerPerformance): the "
+                 "kafka-clients defaults plus acks: linger.ms=5, batch.size=16384, compression.type=none, "
+                 "buffer.memory=33554432, max.in.flight.requests.per.connection=5, enable.idempotence on "
+                 "only with acks=all; consumer fetch.max.bytes=52428800, max.partition.fetch.bytes=1048576")
+    per_run = ("bootstrap.servers", "group.id", "acks", "enable.idempotence")
+    for what, conf in sorted(settings.items()):
+        shown = {k: v for k, v in (conf or {}).items() if k not in per_run}
+        extra = ", acks as the workload, enable.idempotence only with acks=all" if "acks" in (conf or {}) else ""
+        lines.append(f"- librdkafka {what}: {json.dumps(shown)}{extra}")
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)
     (out / "values.json").write_text(json.dumps(values, indent=1))
@@ -160,9 +214,15 @@ def main():
     except ImportError:
         print("matplotlib not available: no plot", file=sys.stderr)
         return
-    groups = [("W3 produce latency at 20 MB/s", ["w3_p50", "w3_p99", "w3_p999"]),
-              ("W3b end-to-end latency (one record at a time)", ["e2e_p50", "e2e_p99", "e2e_p999"])]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    groups = [("W3 produce latency at 20 MB/s (Java)", ["w3_p50", "w3_p99", "w3_p999"]),
+              ("W3 produce latency at 20 MB/s (librdkafka)", ["rdk_w3_p50", "rdk_w3_p99", "rdk_w3_p999"]),
+              ("W3b end-to-end latency (Java, one at a time)", ["e2e_p50", "e2e_p99", "e2e_p999"])]
+    groups = [g for g in groups if any(values[n][s] for n in g[1] for s in ("kafka", "strand"))]
+    if not groups:
+        print("no W3 figures: no plot", file=sys.stderr)
+        return
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
+    axes = axes[0]
     for ax, (title, names) in zip(axes, groups):
         xs = range(len(names))
         for i, (sys_, label) in enumerate([("kafka", "Apache Kafka"), ("strand", "strand")]):
