@@ -71,10 +71,13 @@ pub use config::{
     Acks, Assignor, ClientConfig, Compression, ConsumerConfig, OffsetReset, ProducerConfig,
 };
 pub use error::{ClientError, Result};
-pub use kafka::admin::{AdminClient, NewTopic, PartitionLag, TopicDescription};
+pub use kafka::admin::{
+    AdminClient, GroupDescription, GroupMember, NewTopic, PartitionLag, PartitionOffsets,
+    TopicDescription,
+};
 pub use kafka::consumer::{ConsumerRecord, RawConsumer, RebalanceEvent, TopicPartition};
 pub use kafka::producer::{DeliveryFuture, ProducerRecord, RawProducer, RecordMetadata};
-pub use registry::{RegisteredSchema, RegistryClient, RegistryConfig};
+pub use registry::{Compatibility, RegisteredSchema, RegistryClient, RegistryConfig};
 pub use typed::{Consumer, Producer};
 
 #[cfg(test)]

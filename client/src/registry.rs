@@ -67,6 +67,16 @@ pub struct RegisteredSchema {
     pub schema: String,
 }
 
+/// The registry's verdict on a candidate schema for a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Compatibility {
+    /// Whether it may be registered.
+    pub is_compatible: bool,
+    /// Why not, when it may not (empty when compatible).
+    #[serde(default)]
+    pub messages: Vec<String>,
+}
+
 /// A cheap-to-clone handle on the schema registry, with caches shared by all clones.
 #[derive(Clone)]
 pub struct RegistryClient {
@@ -205,12 +215,7 @@ impl RegistryClient {
                 None,
             )
             .await
-            .map_err(|e| match e {
-                ClientError::Registry { code: 40401, .. } => {
-                    ClientError::UnknownSubject(subject.to_string())
-                }
-                other => other,
-            })?;
+            .map_err(|e| unknown_subject(e, subject))?;
         self.inner
             .schemas_by_id
             .entry(found.id)
@@ -223,13 +228,55 @@ impl RegistryClient {
         self.call::<_, ()>(Method::GET, &["subjects"], None).await
     }
 
+    /// The versions registered under `subject`, ascending.
+    pub async fn versions(&self, subject: &str) -> Result<Vec<i32>> {
+        self.call::<_, ()>(Method::GET, &["subjects", subject, "versions"], None)
+            .await
+            .map_err(|e| unknown_subject(e, subject))
+    }
+
+    /// Whether `schema` could be registered under `subject` given its compatibility level,
+    /// checked against the versions that level names, without registering anything.
+    pub async fn check_compatibility(&self, subject: &str, schema: &str) -> Result<Compatibility> {
+        let body = SchemaBody { schema };
+        let result: Result<Compatibility> = self
+            .call_with_query(
+                Method::POST,
+                &["compatibility", "subjects", subject, "versions"],
+                &[("verbose", "true")],
+                Some(&body),
+            )
+            .await;
+        result.map_err(|e| unknown_subject(e, subject))
+    }
+
+    /// Soft-deletes every version of `subject` and returns the deleted version numbers.
+    pub async fn delete_subject(&self, subject: &str) -> Result<Vec<i32>> {
+        self.call::<_, ()>(Method::DELETE, &["subjects", subject], None)
+            .await
+            .map_err(|e| unknown_subject(e, subject))
+    }
+
     async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
         path: &[&str],
         body: Option<&B>,
     ) -> Result<T> {
+        self.call_with_query(method, path, &[], body).await
+    }
+
+    async fn call_with_query<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<T> {
         let mut url = self.inner.base.clone();
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         {
             let Ok(mut segments) = url.path_segments_mut() else {
                 return Err(ClientError::Config(format!(
@@ -278,6 +325,16 @@ impl RegistryClient {
                 message: http_message(status, &bytes),
             },
         })
+    }
+}
+
+/// Confluent's "subject not found" (40401) as the typed error.
+fn unknown_subject(err: ClientError, subject: &str) -> ClientError {
+    match err {
+        ClientError::Registry { code: 40401, .. } => {
+            ClientError::UnknownSubject(subject.to_string())
+        }
+        other => other,
     }
 }
 

@@ -7,8 +7,13 @@ use std::sync::Arc;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, ListGroupsRequest, TopicName,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest,
+    MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -16,7 +21,7 @@ use crate::config::{ClientConfig, ConsumerConfig};
 use crate::error::{ClientError, Result};
 use crate::kafka::cluster::Cluster;
 use crate::kafka::consumer::{TopicPartition, list_offsets};
-use crate::kafka::group::Group;
+use crate::kafka::group::{Group, decode_assignment};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -75,6 +80,45 @@ pub struct PartitionLag {
     pub end_offset: i64,
     /// `end_offset - committed`.
     pub lag: i64,
+}
+
+/// The offsets bounding one partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// Partition id.
+    pub partition: i32,
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+    /// Offset the next record will get (high watermark).
+    pub high_watermark: i64,
+}
+
+/// A consumer group as its coordinator describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// `Stable`, `PreparingRebalance`, `CompletingRebalance`, `Empty` or `Dead`.
+    pub state: String,
+    /// `consumer` for Kafka consumer groups.
+    pub protocol_type: String,
+    /// The chosen assignor (`range`, `cooperative-sticky`, …), empty when no generation.
+    pub protocol: String,
+    /// Current members.
+    pub members: Vec<GroupMember>,
+}
+
+/// One member of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Member id given by the coordinator.
+    pub member_id: String,
+    /// The member's `client.id`.
+    pub client_id: String,
+    /// Host the member connected from.
+    pub client_host: String,
+    /// Partitions assigned to it (empty while a rebalance is under way).
+    pub assignment: Vec<TopicPartition>,
 }
 
 /// Administers topics and inspects groups.
@@ -258,6 +302,114 @@ impl AdminClient {
         Ok(out)
     }
 
+    /// The log start offset and high watermark of each of the topic's partitions.
+    pub async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        let info = self.cluster.topic(topic, false).await?;
+        let partitions: Vec<TopicPartition> = info
+            .partitions
+            .iter()
+            .map(|p| TopicPartition::new(topic, p.partition))
+            .collect();
+        // ListOffsets' special timestamps: -2 the earliest offset, -1 the latest.
+        let starts: HashMap<TopicPartition, i64> = list_offsets(&self.cluster, &partitions, -2)
+            .await?
+            .into_iter()
+            .collect();
+        let ends: HashMap<TopicPartition, i64> = list_offsets(&self.cluster, &partitions, -1)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(partitions
+            .iter()
+            .map(|tp| PartitionOffsets {
+                partition: tp.partition,
+                log_start_offset: starts.get(tp).copied().unwrap_or(0),
+                high_watermark: ends.get(tp).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Every topic the cluster has (internal ones included), sorted by name.
+    pub async fn list_topics(&self) -> Result<Vec<TopicDescription>> {
+        let cluster = &self.cluster;
+        let (response, _) = cluster
+            .retry("Metadata", || async {
+                let conn = cluster.any_broker().await?;
+                // `None` asks for all topics; an empty list would ask for none.
+                cluster
+                    .send(&conn, |_| MetadataRequest::default().with_topics(None))
+                    .await
+            })
+            .await?;
+        let mut topics = Vec::new();
+        for t in &response.topics {
+            let Some(name) = &t.name else { continue };
+            if let Some(e) =
+                ClientError::broker(format!("metadata of topic {}", name.0), t.error_code)
+            {
+                return Err(e);
+            }
+            let mut partitions: Vec<(i32, i32)> = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, *p.leader_id))
+                .collect();
+            partitions.sort();
+            topics.push(TopicDescription {
+                name: name.0.to_string(),
+                partitions,
+                internal: t.is_internal,
+            });
+        }
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Changes topic configs: `Some(value)` sets an override, `None` removes it (back to the
+    /// broker's default). Other configs of the topic are left as they are.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<()> {
+        let configs: Vec<AlterableConfig> = changes
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    // Kafka's OpType: 0 SET, 1 DELETE.
+                    .with_config_operation(if v.is_some() { 0 } else { 1 })
+                    .with_value(v.as_deref().map(s))
+            })
+            .collect();
+        let cluster = &self.cluster;
+        let (response, _) = cluster
+            .retry("IncrementalAlterConfigs", || async {
+                let conn = cluster.any_broker().await?;
+                cluster
+                    .send(&conn, |_| {
+                        IncrementalAlterConfigsRequest::default().with_resources(vec![
+                            AlterConfigsResource::default()
+                                .with_resource_type(2)
+                                .with_resource_name(s(name))
+                                .with_configs(configs.clone()),
+                        ])
+                    })
+                    .await
+            })
+            .await?;
+        for r in &response.responses {
+            let context = match &r.error_message {
+                Some(m) => format!("alter configs of {name} ({m})"),
+                None => format!("alter configs of {name}"),
+            };
+            if let Some(e) = ClientError::broker(context, r.error_code) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Ids of the consumer groups the cluster knows.
     pub async fn list_groups(&self) -> Result<Vec<String>> {
         let cluster = &self.cluster;
@@ -287,15 +439,7 @@ impl AdminClient {
             .iter()
             .map(|p| TopicPartition::new(topic, p.partition))
             .collect();
-        let mut group = Group::new(
-            self.cluster.clone(),
-            ConsumerConfig {
-                client: self.cluster.config.clone(),
-                ..ConsumerConfig::new("", Some(group_id))
-            },
-            group_id.to_string(),
-        );
-        let committed = group.committed(&partitions).await?;
+        let committed = self.group(group_id).committed(&partitions).await?;
         let ends: HashMap<TopicPartition, i64> = list_offsets(&self.cluster, &partitions, -1)
             .await?
             .into_iter()
@@ -314,5 +458,121 @@ impl AdminClient {
             .collect();
         out.sort_by(|a, b| a.partition.cmp(&b.partition));
         Ok(out)
+    }
+
+    /// Describes a group: its state, assignor and members with their assignments.
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
+        let mut group = self.group(group_id);
+        let conn = group.coordinator().await?;
+        let cluster = &self.cluster;
+        let (response, _) = cluster
+            .retry("DescribeGroups", || async {
+                cluster
+                    .send(&conn, |_| {
+                        DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group_id))])
+                    })
+                    .await
+            })
+            .await?;
+        let g = response.groups.first().ok_or_else(|| {
+            ClientError::Protocol(format!("DescribeGroups answered nothing for {group_id}"))
+        })?;
+        if let Some(e) = ClientError::broker(format!("describe group {group_id}"), g.error_code) {
+            return Err(e);
+        }
+        let mut members = Vec::new();
+        for m in &g.members {
+            let assignment = if g.protocol_type.as_str() == "consumer" {
+                decode_assignment(m.member_assignment.clone())?
+            } else {
+                Vec::new()
+            };
+            members.push(GroupMember {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                assignment,
+            });
+        }
+        members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        Ok(GroupDescription {
+            group_id: group_id.to_string(),
+            state: g.group_state.to_string(),
+            protocol_type: g.protocol_type.to_string(),
+            protocol: g.protocol_data.to_string(),
+            members,
+        })
+    }
+
+    /// Every committed offset of the group, on every existing topic, with its lag.
+    pub async fn group_offsets(&self, group_id: &str) -> Result<Vec<PartitionLag>> {
+        let committed = self.group(group_id).committed_all().await?;
+        let mut by_topic: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in committed.keys() {
+            by_topic
+                .entry(tp.topic.clone())
+                .or_default()
+                .push(tp.clone());
+        }
+        let mut out = Vec::new();
+        for (topic, partitions) in by_topic {
+            // Offsets of a deleted topic linger in the group; there is no lag to show.
+            let ends: HashMap<TopicPartition, i64> =
+                match list_offsets(&self.cluster, &partitions, -1).await {
+                    Ok(ends) => ends.into_iter().collect(),
+                    Err(ClientError::UnknownTopic(_)) => continue,
+                    Err(e) => return Err(e),
+                };
+            tracing::debug!(%topic, partitions = partitions.len(), "group offsets");
+            for tp in partitions {
+                let committed = committed[&tp];
+                let end_offset = ends.get(&tp).copied().unwrap_or(committed);
+                out.push(PartitionLag {
+                    lag: (end_offset - committed).max(0),
+                    partition: tp,
+                    committed,
+                    end_offset,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.partition.cmp(&b.partition));
+        Ok(out)
+    }
+
+    /// Deletes groups with no members, and their committed offsets.
+    pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
+        for group_id in group_ids {
+            let conn = self.group(group_id).coordinator().await?;
+            let cluster = &self.cluster;
+            let (response, _) = cluster
+                .retry("DeleteGroups", || async {
+                    cluster
+                        .send(&conn, |_| {
+                            DeleteGroupsRequest::default()
+                                .with_groups_names(vec![GroupId(s(group_id))])
+                        })
+                        .await
+                })
+                .await?;
+            for r in &response.results {
+                if let Some(e) =
+                    ClientError::broker(format!("delete group {}", r.group_id.0), r.error_code)
+                {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn group(&self, group_id: &str) -> Group {
+        Group::new(
+            self.cluster.clone(),
+            ConsumerConfig {
+                client: self.cluster.config.clone(),
+                ..ConsumerConfig::new("", Some(group_id))
+            },
+            group_id.to_string(),
+        )
     }
 }

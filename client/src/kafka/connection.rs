@@ -46,6 +46,8 @@ pub(crate) fn client_versions(key: ApiKey) -> (i16, i16) {
         ApiKey::CreateTopics => (2, 7),
         ApiKey::DeleteTopics => (1, 5),
         ApiKey::DescribeConfigs => (1, 4),
+        ApiKey::IncrementalAlterConfigs => (0, 1),
+        ApiKey::DeleteGroups => (0, 2),
         ApiKey::InitProducerId => (0, 4),
         _ => (0, -1),
     }

@@ -84,7 +84,8 @@ impl Group {
         self.rejoin.load(Ordering::Relaxed)
     }
 
-    async fn coordinator(&mut self) -> Result<Arc<Connection>> {
+    /// A connection to the group's coordinator, looked up once and reused while it is open.
+    pub(crate) async fn coordinator(&mut self) -> Result<Arc<Connection>> {
         if let Some(c) = &self.coordinator
             && !c.is_closed()
         {
@@ -421,6 +422,19 @@ impl Group {
                 ),
             }
         }
+        self.fetch_committed(Some(topics)).await
+    }
+
+    /// Every committed offset of the group, on any topic.
+    pub(crate) async fn committed_all(&mut self) -> Result<HashMap<TopicPartition, i64>> {
+        self.fetch_committed(None).await
+    }
+
+    /// OffsetFetch for `topics`, or for all the group's topics when `None`.
+    async fn fetch_committed(
+        &mut self,
+        topics: Option<Vec<OffsetFetchRequestTopic>>,
+    ) -> Result<HashMap<TopicPartition, i64>> {
         let group = self.group_id.clone();
         let conn = self.coordinator().await?;
         let cluster = self.cluster.clone();
@@ -430,7 +444,7 @@ impl Group {
                     .send(&conn, |_| {
                         OffsetFetchRequest::default()
                             .with_group_id(GroupId(s(&group)))
-                            .with_topics(Some(topics.clone()))
+                            .with_topics(topics.clone())
                     })
                     .await?;
                 if let Some(e) = ClientError::broker(format!("OffsetFetch {group}"), r.error_code) {
@@ -567,7 +581,7 @@ fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
     buf.freeze()
 }
 
-fn decode_assignment(mut bytes: Bytes) -> Result<Vec<TopicPartition>> {
+pub(crate) fn decode_assignment(mut bytes: Bytes) -> Result<Vec<TopicPartition>> {
     // An empty assignment (no partitions for this member) may come as no bytes at all.
     if bytes.remaining() < 2 {
         return Ok(Vec::new());
