@@ -1,6 +1,7 @@
 //! The `strand` command: `strand serve` runs the broker and the schema registry in one
 //! process; the other subcommands administer and use a running one.
 
+mod cli;
 mod config;
 mod schemas_log;
 mod serve;
@@ -24,19 +25,28 @@ struct Cli {
 enum Command {
     /// Run the broker, the schema registry and the admin endpoints in one process.
     Serve(Box<config::ServeArgs>),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The client subcommands print data on stdout and results on stderr; the client's own
+    // info logs (connections, group joins) would drown those, so they start at warn.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Client(_) => "warn,strand=info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRAND_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Serve(args) => config::ServeConfig::resolve(*args).and_then(serve::run),
+        Command::Client(command) => cli::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,205 @@
+//! `strand produce TOPIC`: one record per stdin line through the client's `RawProducer`,
+//! with an optional key before a separator, and a summary on stderr once every record's
+//! delivery is known.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use strand_client::{Acks, DeliveryFuture, ProducerConfig, ProducerRecord, RawProducer};
+use tokio::io::AsyncBufReadExt;
+
+use super::KafkaArgs;
+
+/// Flags of `strand produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Topic to write to (must exist).
+    topic: String,
+    /// Split each line at the first SEP into key and value; a line without SEP is an error.
+    #[arg(long, value_name = "SEP")]
+    key_separator: Option<String>,
+    /// Write every record to this partition instead of partitioning by key.
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Durability a record needs before it counts as delivered.
+    #[arg(long, value_enum, default_value_t = AcksArg::All)]
+    acks: AcksArg,
+}
+
+/// `--acks` values, as Kafka spells them.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AcksArg {
+    /// Every in-sync replica (on strand: fsynced).
+    All,
+    /// The leader appended it.
+    #[value(name = "1")]
+    Leader,
+    /// Not awaited: offsets are unknown.
+    #[value(name = "0")]
+    None,
+}
+
+/// Deliveries awaited behind the reader; bounds memory on a long stdin.
+const IN_FLIGHT: usize = 10_000;
+
+#[derive(Default)]
+struct Summary {
+    delivered: u64,
+    failed: u64,
+    first_error: Option<String>,
+    per_partition: BTreeMap<i32, u64>,
+}
+
+pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
+    let mut config = ProducerConfig::new(&args.kafka.bootstrap);
+    config.client = args.kafka.client_config();
+    config.acks = match args.acks {
+        AcksArg::All => Acks::All,
+        AcksArg::Leader => Acks::Leader,
+        AcksArg::None => Acks::None,
+    };
+    // Idempotence needs acks=all, as in the Java client.
+    config.enable_idempotence = config.acks == Acks::All;
+    let producer = RawProducer::new(config)
+        .await
+        .with_context(|| format!("connecting to {}", args.kafka.bootstrap))?;
+    let partitions = producer.partition_count(&args.topic).await?;
+    if let Some(p) = args.partition
+        && !(0..partitions).contains(&p)
+    {
+        bail!(
+            "topic {} has no partition {p} (it has {partitions})",
+            args.topic
+        );
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(IN_FLIGHT);
+    let collector = tokio::spawn(async move {
+        let mut summary = Summary::default();
+        while let Some(delivery) = rx.recv().await {
+            match delivery.await {
+                Ok(meta) => {
+                    summary.delivered += 1;
+                    *summary.per_partition.entry(meta.partition).or_default() += 1;
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    summary.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        summary
+    });
+
+    let read = read_and_send(&args, &producer, tx).await;
+    let flushed = producer.close().await;
+    let summary = collector.await.context("delivery collector failed")?;
+    let partitions: Vec<String> = summary
+        .per_partition
+        .iter()
+        .map(|(p, n)| format!("{p}:{n}"))
+        .collect();
+    eprintln!(
+        "produced {} record(s) to {} (partition:records {}){}",
+        summary.delivered,
+        args.topic,
+        if partitions.is_empty() {
+            "none".to_string()
+        } else {
+            partitions.join(" ")
+        },
+        if summary.failed > 0 {
+            format!(", {} failed", summary.failed)
+        } else {
+            String::new()
+        }
+    );
+    read?;
+    if let Some(e) = summary.first_error {
+        bail!("{} record(s) were not delivered: {e}", summary.failed);
+    }
+    flushed?;
+    Ok(())
+}
+
+/// Sends each stdin line; stops at the first line it cannot turn into a record.
+async fn read_and_send(
+    args: &ProduceArgs,
+    producer: &RawProducer,
+    deliveries: tokio::sync::mpsc::Sender<DeliveryFuture>,
+) -> anyhow::Result<()> {
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        if stdin
+            .read_until(b'\n', &mut line)
+            .await
+            .context("reading stdin")?
+            == 0
+        {
+            return Ok(());
+        }
+        number += 1;
+        let text = strip_newline(&line);
+        let mut record = match &args.key_separator {
+            Some(sep) => {
+                let Some((key, value)) = split_once(text, sep.as_bytes()) else {
+                    bail!("line {number} has no key separator {sep:?}");
+                };
+                ProducerRecord::new(&args.topic, Bytes::copy_from_slice(value))
+                    .with_key(Bytes::copy_from_slice(key))
+            }
+            None => ProducerRecord::new(&args.topic, Bytes::copy_from_slice(text)),
+        };
+        if let Some(p) = args.partition {
+            record = record.with_partition(p);
+        }
+        let delivery = producer
+            .send(record)
+            .await
+            .with_context(|| format!("sending line {number}"))?;
+        if deliveries.send(delivery).await.is_err() {
+            bail!("delivery collector stopped");
+        }
+    }
+}
+
+fn strip_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn split_once<'a>(line: &'a [u8], sep: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    if sep.is_empty() {
+        return None;
+    }
+    let at = line.windows(sep.len()).position(|w| w == sep)?;
+    Some((&line[..at], &line[at + sep.len()..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_split_at_the_first_separator_only() {
+        assert_eq!(
+            split_once(b"k1::a::b", b"::"),
+            Some((&b"k1"[..], &b"a::b"[..]))
+        );
+        assert_eq!(split_once(b"no separator", b":"), None);
+    }
+
+    #[test]
+    fn crlf_and_lf_line_ends_are_stripped() {
+        assert_eq!(strip_newline(b"v\r\n"), b"v");
+        assert_eq!(strip_newline(b"v\n"), b"v");
+        assert_eq!(strip_newline(b"v"), b"v");
+    }
+}

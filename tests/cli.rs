@@ -1,0 +1,591 @@
+//! The `strand` client subcommands (`topics`, `groups`, `schemas`, `produce`, `consume`) run
+//! as a user runs them: the real binary, against a real `strand serve`, checked by what they
+//! print and how they exit.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use strand_client::{
+    AvroSerializer, AvroSerializerConfig, ProducerConfig, ProducerRecord, RawProducer,
+    RegistryClient, RegistryConfig,
+};
+use strand_tests::{Strand, strand_bin};
+
+/// Longest any one CLI invocation may take before the test fails.
+const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Server {
+    strand: Strand,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let strand = Strand::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"])?;
+        Ok(Server { strand, _dir: dir })
+    }
+
+    fn bootstrap(&self) -> anyhow::Result<String> {
+        Ok(self.strand.addr("kafka")?.to_string())
+    }
+
+    fn registry(&self) -> anyhow::Result<String> {
+        Ok(format!("http://{}", self.strand.addr("registry")?))
+    }
+
+    /// Runs `strand ARGS` against this server, feeding `stdin`.
+    fn run(&self, args: &[&str], stdin: &str) -> anyhow::Result<Run> {
+        run(
+            args,
+            stdin,
+            &[
+                ("STRAND_BOOTSTRAP", &self.bootstrap()?),
+                ("STRAND_REGISTRY", &self.registry()?),
+            ],
+        )
+    }
+
+    /// Like [`Server::run`], failing unless the command succeeds.
+    fn ok(&self, args: &[&str], stdin: &str) -> anyhow::Result<Run> {
+        let run = self.run(args, stdin)?;
+        if !run.success {
+            bail!("strand {args:?} failed: {}", run.stderr);
+        }
+        Ok(run)
+    }
+}
+
+/// What one `strand` invocation did.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+/// The binary, looked up (and built if needed) once rather than per invocation.
+fn strand() -> anyhow::Result<PathBuf> {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(bin) = BIN.get() {
+        return Ok(bin.clone());
+    }
+    let bin = strand_bin()?;
+    Ok(BIN.get_or_init(|| bin).clone())
+}
+
+fn run(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> anyhow::Result<Run> {
+    let started = Instant::now();
+    let mut cmd = Command::new(strand()?);
+    cmd.args(args)
+        .env_remove("STRAND_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().context("spawning strand")?;
+    let mut input = child.stdin.take().context("stdin")?;
+    let stdin = stdin.to_string();
+    // Written from a thread so a command that exits early cannot block the test on a pipe.
+    std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output: Output = match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(output) => output.context("waiting for strand")?,
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            bail!("strand {args:?} did not finish within {RUN_TIMEOUT:?}");
+        }
+    };
+    Ok(Run {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        took: started.elapsed(),
+    })
+}
+
+/// Lines of a table's body (header dropped), split into whitespace-separated cells.
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn topics_are_created_listed_described_altered_and_deleted() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let created = server.ok(
+        &[
+            "topics",
+            "create",
+            "payments",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=3600000",
+        ],
+        "",
+    )?;
+    assert!(
+        created.stderr.contains("created topic payments"),
+        "{}",
+        created.stderr
+    );
+
+    let listed = server.ok(&["topics", "list"], "")?;
+    assert!(
+        table_rows(&listed.stdout).contains(&vec!["payments".to_string(), "3".to_string()]),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.contains("__consumer_offsets"),
+        "internal topics are hidden"
+    );
+    let all = server.ok(&["topics", "list", "--internal"], "")?;
+    assert!(all.stdout.contains("__consumer_offsets"), "{}", all.stdout);
+
+    let described = server.ok(&["topics", "describe", "payments"], "")?;
+    assert!(
+        described
+            .stdout
+            .starts_with("Topic: payments  Partitions: 3"),
+        "{}",
+        described.stdout
+    );
+    assert!(
+        described
+            .stdout
+            .contains("PARTITION  LEADER  LOG-START  HIGH-WATERMARK")
+    );
+    let config_line = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+    };
+    assert_eq!(
+        config_line(&described.stdout, "retention.ms").as_deref(),
+        Some("3600000")
+    );
+
+    server.ok(
+        &[
+            "topics",
+            "alter-config",
+            "payments",
+            "--set",
+            "retention.ms=60000",
+            "--set",
+            "cleanup.policy=compact",
+        ],
+        "",
+    )?;
+    let altered = server.ok(&["topics", "describe", "payments"], "")?;
+    assert_eq!(
+        config_line(&altered.stdout, "retention.ms").as_deref(),
+        Some("60000")
+    );
+    assert_eq!(
+        config_line(&altered.stdout, "cleanup.policy").as_deref(),
+        Some("compact")
+    );
+
+    let existing = server.run(&["topics", "create", "payments"], "")?;
+    assert!(!existing.success, "creating an existing topic must fail");
+    assert!(
+        existing.stderr.contains("TopicAlreadyExists"),
+        "{}",
+        existing.stderr
+    );
+
+    server.ok(&["topics", "delete", "payments"], "")?;
+    let listed = server.ok(&["topics", "list"], "")?;
+    assert!(!listed.stdout.contains("payments"), "{}", listed.stdout);
+    let gone = server.run(&["topics", "describe", "payments"], "")?;
+    assert!(!gone.success);
+    assert!(
+        gone.stderr.contains("topic payments does not exist"),
+        "{}",
+        gone.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn produced_lines_are_consumed_back_with_their_keys() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    server.ok(&["topics", "create", "lines", "--partitions", "3"], "")?;
+    let input: String = (0..30)
+        .map(|i| format!("user-{}:event {i}\n", i % 5))
+        .collect();
+    let produced = server.ok(&["produce", "lines", "--key-separator", ":"], &input)?;
+    assert!(
+        produced.stderr.contains("produced 30 record(s) to lines"),
+        "{}",
+        produced.stderr
+    );
+
+    let consumed = server.ok(
+        &[
+            "consume",
+            "lines",
+            "--from-beginning",
+            "--count",
+            "30",
+            "--print-key",
+            "--key-separator",
+            "=",
+        ],
+        "",
+    )?;
+    let mut got: Vec<&str> = consumed.stdout.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = (0..30)
+        .map(|i| format!("user-{}=event {i}", i % 5))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    // Same key, same partition: each key's events come back in the order written.
+    let order: Vec<&str> = consumed
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("user-3="))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "user-3=event 3",
+            "user-3=event 8",
+            "user-3=event 13",
+            "user-3=event 18",
+            "user-3=event 23",
+            "user-3=event 28"
+        ]
+    );
+
+    // --partition pins records; the summary says where they went.
+    let pinned = server.ok(
+        &["produce", "lines", "--partition", "2", "--acks", "1"],
+        "a\nb\n",
+    )?;
+    assert!(
+        pinned.stderr.contains("(partition:records 2:2)"),
+        "{}",
+        pinned.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn registered_order_schema_is_returned_and_decodes_avro_records() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let avsc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/order.avsc");
+    let avsc = avsc.to_str().context("path")?;
+    let registered = server.ok(&["schemas", "register", "orders-value", "--file", avsc], "")?;
+    let id: u32 = registered
+        .stdout
+        .trim()
+        .parse()
+        .context("schema id on stdout")?;
+
+    let subjects = server.ok(&["schemas", "subjects"], "")?;
+    assert_eq!(subjects.stdout, "orders-value\n");
+    let versions = server.ok(&["schemas", "versions", "orders-value"], "")?;
+    assert_eq!(versions.stdout, "1\n");
+    let got = server.ok(&["schemas", "get", "orders-value"], "")?;
+    assert!(
+        got.stderr.contains(&format!("version 1 schema id {id}")),
+        "{}",
+        got.stderr
+    );
+    let want = Schema::parse_str(&std::fs::read_to_string(avsc)?)?;
+    assert_eq!(
+        Schema::parse_str(&got.stdout)?,
+        want,
+        "get returns the registered schema"
+    );
+
+    let same = server.ok(
+        &["schemas", "compatibility", "orders-value", "--file", avsc],
+        "",
+    )?;
+    assert_eq!(same.stdout, "compatible\n");
+    let dir = tempfile::tempdir()?;
+    let breaking = dir.path().join("breaking.avsc");
+    std::fs::write(
+        &breaking,
+        r#"{"type":"record","name":"Order","namespace":"strand.examples",
+            "fields":[{"name":"order_id","type":"string"},{"name":"priority","type":"int"}]}"#,
+    )?;
+    let breaking = breaking.to_str().context("path")?;
+    let verdict = server.run(
+        &[
+            "schemas",
+            "compatibility",
+            "orders-value",
+            "--file",
+            breaking,
+        ],
+        "",
+    )?;
+    assert!(!verdict.success, "an incompatible schema exits non-zero");
+    assert!(verdict.stderr.contains("priority"), "{}", verdict.stderr);
+
+    // Avro records written by the Rust client come out as JSON lines with --avro.
+    server.ok(&["topics", "create", "orders", "--partitions", "1"], "")?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let registry = RegistryClient::new(RegistryConfig::new(server.registry()?))?;
+        let serializer = AvroSerializer::new(registry, want, AvroSerializerConfig::default());
+        let producer = RawProducer::new(ProducerConfig::new(&server.bootstrap()?)).await?;
+        for i in 0..2i64 {
+            let order = Value::Record(vec![
+                ("order_id".into(), Value::String(format!("o-{i}"))),
+                ("customer_id".into(), Value::String("c-7".into())),
+                ("amount_cents".into(), Value::Long(1250 + i)),
+                ("currency".into(), Value::String("EUR".into())),
+                (
+                    "created_at".into(),
+                    Value::TimestampMillis(1_700_000_000_000),
+                ),
+            ]);
+            let bytes = serializer.serialize_value("orders", &order).await?;
+            producer
+                .send(ProducerRecord::new("orders", bytes))
+                .await?
+                .await?;
+        }
+        producer.close().await?;
+        anyhow::Ok(())
+    })?;
+    let decoded = server.ok(
+        &[
+            "consume",
+            "orders",
+            "--from-beginning",
+            "--count",
+            "2",
+            "--avro",
+        ],
+        "",
+    )?;
+    assert_eq!(
+        decoded.stdout,
+        "{\"order_id\":\"o-0\",\"customer_id\":\"c-7\",\"amount_cents\":1250,\"currency\":\"EUR\",\"created_at\":1700000000000}\n\
+         {\"order_id\":\"o-1\",\"customer_id\":\"c-7\",\"amount_cents\":1251,\"currency\":\"EUR\",\"created_at\":1700000000000}\n"
+    );
+
+    server.ok(&["schemas", "delete", "orders-value"], "")?;
+    let missing = server.run(&["schemas", "get", "orders-value"], "")?;
+    assert!(!missing.success);
+    assert!(
+        missing
+            .stderr
+            .contains("subject orders-value has no registered schema"),
+        "{}",
+        missing.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn groups_show_members_committed_offsets_and_lag() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    server.ok(&["topics", "create", "clicks", "--partitions", "2"], "")?;
+    // All on partition 0, so the first reader's progress is all in one partition.
+    let input: String = (0..10).map(|i| format!("click {i}\n")).collect();
+    server.ok(&["produce", "clicks", "--partition", "0"], &input)?;
+
+    let consumed = server.ok(
+        &[
+            "consume",
+            "clicks",
+            "--group",
+            "readers",
+            "--from-beginning",
+            "--count",
+            "4",
+        ],
+        "",
+    )?;
+    assert_eq!(consumed.stdout.lines().count(), 4);
+
+    let listed = server.ok(&["groups", "list"], "")?;
+    assert!(
+        table_rows(&listed.stdout).contains(&vec!["readers".to_string()]),
+        "{}",
+        listed.stdout
+    );
+    // Offsets are committed for exactly the records printed: 4 consumed, 6 left.
+    let described = server.ok(&["groups", "describe", "readers"], "")?;
+    assert!(
+        described.stdout.starts_with("Group: readers  State: Empty"),
+        "{}",
+        described.stdout
+    );
+    let offsets: Vec<Vec<String>> = described
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("TOPIC"))
+        .skip(1)
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![["clicks", "0", "4", "10", "6"].map(String::from).to_vec()],
+        "{}",
+        described.stdout
+    );
+
+    // A second run of the group resumes where the first stopped.
+    let rest = server.ok(
+        &["consume", "clicks", "--group", "readers", "--count", "6"],
+        "",
+    )?;
+    let mut all: Vec<&str> = consumed.stdout.lines().chain(rest.stdout.lines()).collect();
+    all.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("click {i}")).collect();
+    want.sort();
+    assert_eq!(all, want, "every record once across the two runs");
+
+    // A live member shows up with its partitions.
+    let bootstrap = server.bootstrap()?;
+    let mut live = Command::new(strand()?)
+        .args([
+            "consume",
+            "clicks",
+            "--group",
+            "live",
+            "--bootstrap",
+            &bootstrap,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let described = loop {
+        // Until the member's JoinGroup arrives, the group does not exist yet.
+        let d = server.run(&["groups", "describe", "live"], "")?;
+        if d.success && d.stdout.contains("State: Stable") && d.stdout.contains("clicks-0,clicks-1")
+        {
+            break d;
+        }
+        if Instant::now() > deadline {
+            let _ = live.kill();
+            bail!(
+                "the live member never became stable: {}{}",
+                d.stdout,
+                d.stderr
+            );
+        }
+    };
+    live.kill()?;
+    live.wait()?;
+    assert!(
+        described.stdout.contains("Members: 1"),
+        "{}",
+        described.stdout
+    );
+    assert!(
+        described.stdout.contains("strand-cli"),
+        "{}",
+        described.stdout
+    );
+
+    server.ok(&["groups", "delete", "readers"], "")?;
+    let listed = server.ok(&["groups", "list"], "")?;
+    assert!(!listed.stdout.contains("readers"), "{}", listed.stdout);
+    Ok(())
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_line_and_no_panic() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    server.ok(&["topics", "create", "t", "--partitions", "1"], "")?;
+    // Exactly one error line saying what is wrong; other stderr lines are summaries.
+    let check = |run: Run, expect: &str| {
+        assert!(!run.success, "expected failure with {expect:?}");
+        let errors: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", run.stderr);
+        assert!(errors[0].contains(expect), "{}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    };
+    check(
+        server.run(&["topics", "describe", "nope"], "")?,
+        "topic nope does not exist",
+    );
+    check(
+        server.run(&["produce", "nope"], "x\n")?,
+        "topic nope does not exist",
+    );
+    check(
+        server.run(&["consume", "nope", "--count", "1"], "")?,
+        "topic nope does not exist",
+    );
+    check(
+        server.run(
+            &["produce", "t", "--key-separator", ":"],
+            "k:v\nno separator\n",
+        )?,
+        "line 2 has no key separator",
+    );
+    check(
+        server.run(&["produce", "t", "--partition", "5"], "x\n")?,
+        "topic t has no partition 5",
+    );
+    check(
+        server.run(&["consume", "t", "--count", "1", "--timeout-ms", "300"], "")?,
+        "only 0 of 1 records arrived",
+    );
+    check(
+        server.run(
+            &["schemas", "register", "s", "--file", "/nonexistent.avsc"],
+            "",
+        )?,
+        "reading /nonexistent.avsc",
+    );
+
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let unreachable = format!("127.0.0.1:{port}");
+    let run = run(
+        &["topics", "list", "--retry-timeout-ms", "1000"],
+        "",
+        &[("STRAND_BOOTSTRAP", &unreachable)],
+    )?;
+    assert!(run.took < Duration::from_secs(10), "took {:?}", run.took);
+    check(run, &format!("cannot connect to broker {unreachable}"));
+    let run = run_registry_unreachable(&unreachable)?;
+    check(run, "unreachable");
+    Ok(())
+}
+
+fn run_registry_unreachable(addr: &str) -> anyhow::Result<Run> {
+    run(
+        &["schemas", "subjects"],
+        "",
+        &[("STRAND_REGISTRY", &format!("http://{addr}"))],
+    )
+}
