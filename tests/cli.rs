@@ -183,6 +183,16 @@ fn topics_are_created_listed_described_altered_and_deleted() -> anyhow::Result<(
         Some("3600000")
     );
 
+    let json = server.ok(&["topics", "describe", "payments", "--json"], "")?;
+    let json: serde_json::Value = serde_json::from_str(&json.stdout)?;
+    assert_eq!(
+        json["partitions"].as_array().map(Vec::len),
+        Some(3),
+        "{json}"
+    );
+    assert_eq!(json["partitions"][0]["high_watermark"], 0, "{json}");
+    assert_eq!(json["configs"]["retention.ms"], "3600000", "{json}");
+
     server.ok(
         &[
             "topics",
@@ -495,8 +505,19 @@ fn groups_show_members_committed_offsets_and_lag() -> anyhow::Result<()> {
             );
         }
     };
+    // Assigned partitions without a commit show up too, with no committed offset or lag.
+    let json = server.ok(&["groups", "describe", "live", "--json"], "")?;
     live.kill()?;
     live.wait()?;
+    let json: serde_json::Value = serde_json::from_str(&json.stdout)?;
+    assert_eq!(json["members"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(
+        json["offsets"],
+        serde_json::json!([
+            {"topic": "clicks", "partition": 0, "committed": null, "end": 10, "lag": null},
+            {"topic": "clicks", "partition": 1, "committed": null, "end": 0, "lag": null},
+        ])
+    );
     assert!(
         described.stdout.contains("Members: 1"),
         "{}",

@@ -47,6 +47,7 @@ pub struct ConsumeArgs {
     avro: bool,
 }
 
+/// Consumes until --count, the idle timeout or Ctrl-C, then closes (leaving the group).
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut config = ConsumerConfig::new(&args.kafka.bootstrap, args.group.as_deref());
     config.client = args.kafka.client_config();

@@ -113,3 +113,19 @@ pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
         _ => Err(format!("expected key=value, got {s:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_pairs_split_at_the_first_equals_sign() {
+        assert_eq!(
+            key_value("message.format=a=b"),
+            Ok(("message.format".to_string(), "a=b".to_string()))
+        );
+        assert_eq!(key_value("k="), Ok(("k".to_string(), String::new())));
+        assert!(key_value("=v").is_err());
+        assert!(key_value("novalue").is_err());
+    }
+}

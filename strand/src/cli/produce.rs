@@ -54,6 +54,7 @@ struct Summary {
     per_partition: BTreeMap<i32, u64>,
 }
 
+/// Produces stdin and reports the deliveries.
 pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let mut config = ProducerConfig::new(&args.kafka.bootstrap);
     config.client = args.kafka.client_config();

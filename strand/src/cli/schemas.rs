@@ -62,6 +62,7 @@ pub enum SchemasCommand {
     },
 }
 
+/// Runs one `strand schemas` subcommand.
 pub(crate) async fn run(command: SchemasCommand) -> anyhow::Result<()> {
     match command {
         SchemasCommand::Subjects { registry } => {

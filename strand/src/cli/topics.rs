@@ -20,6 +20,9 @@ pub enum TopicsCommand {
         /// Include internal topics (`__consumer_offsets`, `_schemas`).
         #[arg(long)]
         internal: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a topic's partitions (leader, log start offset, high watermark) and configs.
     Describe {
@@ -27,6 +30,9 @@ pub enum TopicsCommand {
         kafka: KafkaArgs,
         /// Topic name.
         topic: String,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Create a topic.
     Create {
@@ -66,24 +72,69 @@ pub enum TopicsCommand {
     },
 }
 
+/// Runs one `strand topics` subcommand.
 pub(crate) async fn run(command: TopicsCommand) -> anyhow::Result<()> {
     match command {
-        TopicsCommand::List { kafka, internal } => {
+        TopicsCommand::List {
+            kafka,
+            internal,
+            json,
+        } => {
             let admin = kafka.admin().await?;
+            let topics: Vec<_> = admin
+                .list_topics()
+                .await?
+                .into_iter()
+                .filter(|t| internal || !t.internal)
+                .collect();
+            if json {
+                let topics: Vec<_> = topics
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "topic": t.name,
+                            "partitions": t.partitions.len(),
+                            "internal": t.internal,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&topics)?);
+                return Ok(());
+            }
             let mut table = Table::new(&["TOPIC", "PARTITIONS"]);
-            for topic in admin.list_topics().await? {
-                if topic.internal && !internal {
-                    continue;
-                }
+            for topic in topics {
                 table.row(vec![topic.name, topic.partitions.len().to_string()]);
             }
             table.print()?;
         }
-        TopicsCommand::Describe { kafka, topic } => {
+        TopicsCommand::Describe { kafka, topic, json } => {
             let admin = kafka.admin().await?;
             let description = admin.describe_topic(&topic).await?;
             let offsets = admin.partition_offsets(&topic).await?;
             let configs = admin.describe_topic_configs(&topic).await?;
+            if json {
+                let partitions: Vec<_> = description
+                    .partitions
+                    .iter()
+                    .map(|(partition, leader)| {
+                        let o = offsets.iter().find(|o| o.partition == *partition);
+                        serde_json::json!({
+                            "partition": partition,
+                            "leader": leader,
+                            "log_start_offset": o.map(|o| o.log_start_offset),
+                            "high_watermark": o.map(|o| o.high_watermark),
+                        })
+                    })
+                    .collect();
+                let out = serde_json::json!({
+                    "topic": description.name,
+                    "internal": description.internal,
+                    "partitions": partitions,
+                    "configs": configs,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
             println!(
                 "Topic: {}  Partitions: {}{}",
                 description.name,
