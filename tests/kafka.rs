@@ -439,6 +439,21 @@ fn acks_all_records_survive_sigkill() -> anyhow::Result<()> {
 }
 
 #[test]
+fn acks_all_answered_from_the_page_cache_when_fsync_is_off() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &["--acks-all-fsync", "false"])?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    create_topic(&mut client, "cached", 1, &[])?;
+    for i in 0..3 {
+        let records = batch(&[(None, Some(b"v"), &[])], Compression::None, now_ms());
+        let p = produce(&mut client, "cached", 0, records)?;
+        assert_eq!((p.error_code, p.base_offset), (0, i));
+    }
+    assert_eq!(fetch(&mut client, "cached", 0, 0, 0)?.high_watermark, 3);
+    Ok(())
+}
+
+#[test]
 fn pipelined_acks_all_requests_are_answered_in_order_and_survive_sigkill() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let strand = Strand::start(dir.path(), &["--log-flush-interval-ms", "3600000"])?;

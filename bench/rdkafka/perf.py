@@ -4,7 +4,8 @@ second client next to Kafka's own ProducerPerformance / ConsumerPerformance.
 
     perf.py produce --bootstrap HOST:PORT --topic T --num-records N [--record-size 1024]
                     [--throughput RECORDS_PER_S | -1] [--acks 1|all] [--partitions 6]
-                    [--linger-ms 5] [--batch-size 1000000] [--timeout SECS]
+                    [--linger-ms 5] [--batch-size 1000000] [--warmup-records W]
+                    [--timeout SECS]
     perf.py consume --bootstrap HOST:PORT --topic T --num-records N --group G [--timeout SECS]
 
 Both print progress to stderr and one last stdout line `RESULT {json}` (figures, the settings
@@ -17,7 +18,8 @@ librdkafka's sticky partitioner for null keys), as fast as the client can or at 
 THROUGHPUT, and waits for every delivery report. The latency of a record is librdkafka's own
 `Message.latency()`: from produce() to the broker's acknowledgement, taken in the client's
 I/O thread (as ProducerPerformance takes it in the Java producer's), so Python's callback
-scheduling does not add to it. consume reads N records from the start of T in a new group and
+scheduling does not add to it; the first W records (a warm-up, as ProducerPerformance's
+--warmup-records) are delivered and checked but left out of the latency figures. consume reads N records from the start of T in a new group and
 reports MB/s from the partitions' assignment to the last record, leaving out the group join
 (as ConsumerPerformance's fetch.MB.sec). MB means 1024 * 1024 bytes in both, as in Kafka's tools.
 Exit status 1 if a record failed or the work did not finish within --timeout.
@@ -94,6 +96,14 @@ def produce(args):
         else:
             latencies.append(msg.latency())
 
+    def warmed_up(err, msg):  # a warm-up record: checked, but not in the latency figures
+        if err is not None:
+            errors.append(str(err))
+        else:
+            warm.append(1)
+
+    warm = []
+
     config["on_delivery"] = delivered
     producer = Producer(config)
     payload = os.urandom(args.record_size)
@@ -108,7 +118,10 @@ def produce(args):
                 producer.poll(ahead)
                 continue
         try:
-            producer.produce(topic, payload)
+            if sent < args.warmup_records:
+                producer.produce(topic, payload, on_delivery=warmed_up)
+            else:
+                producer.produce(topic, payload)
         except BufferError:
             producer.poll(0.05)  # queue full: wait for deliveries
             continue
@@ -123,14 +136,15 @@ def produce(args):
     remaining = producer.flush(max(0.0, deadline - time.monotonic()))
     elapsed = time.monotonic() - start
     latencies.sort()
-    done = len(latencies)
+    done = len(latencies) + len(warm)
     ms = lambda q: None if not latencies else round(percentile(latencies, q) * 1000, 3)  # noqa: E731
     result = {
         "mode": "produce", "topic": topic, "records": done, "errors": len(errors),
         "undelivered": remaining, "elapsed_s": round(elapsed, 3),
         "records_per_s": round(done / elapsed, 1),
         "mb_per_s": round(done * args.record_size / elapsed / MB, 2),
-        "latency_avg_ms": None if not latencies else round(sum(latencies) / done * 1000, 3),
+        "warmup_records": args.warmup_records,
+        "latency_avg_ms": None if not latencies else round(sum(latencies) / len(latencies) * 1000, 3),
         "latency_p50_ms": ms(0.50), "latency_p99_ms": ms(0.99), "latency_p999_ms": ms(0.999),
         "latency_max_ms": None if not latencies else round(latencies[-1] * 1000, 3),
         "target_records_per_s": rate, "record_size": args.record_size,
@@ -207,6 +221,8 @@ def main():
     pp.add_argument("--record-size", type=int, default=1024)
     pp.add_argument("--throughput", type=float, default=-1)
     pp.add_argument("--acks", choices=["0", "1", "all"], default="1")
+    pp.add_argument("--warmup-records", type=int, default=0,
+                    help="first records left out of the latency figures (as ProducerPerformance)")
     pp.add_argument("--partitions", type=int, default=6)
     pp.add_argument("--linger-ms", type=int, default=5)
     pp.add_argument("--batch-size", type=int, default=1_000_000)

@@ -27,6 +27,9 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicDefaults,
     /// How often every log is fsynced in the background, in milliseconds.
     pub flush_interval_ms: u64,
+    /// Whether acks=all is answered only after the batch is fsynced (else from the page
+    /// cache, as a single Kafka broker with one replica answers it).
+    pub acks_all_fsync: bool,
     /// How often retention and compaction run, in milliseconds.
     pub cleaner_interval_ms: u64,
     /// `socket.request.max.bytes`: larger request frames close the connection unread.

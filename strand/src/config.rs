@@ -87,6 +87,8 @@ settings! {
     log_retention_bytes: i64 = -1, env = "STRAND_LOG_RETENTION_BYTES";
     /// fsync every log at least this often in milliseconds; acks=all always waits for its own fsync [default: 1000].
     log_flush_interval_ms: u64 = 1000, env = "STRAND_LOG_FLUSH_INTERVAL_MS";
+    /// Answer acks=all only once the batch is fsynced; false answers it from the page cache, as a single Kafka broker does [default: true].
+    acks_all_fsync: bool = true, env = "STRAND_ACKS_ALL_FSYNC";
     /// How often retention and compaction run, in milliseconds [default: 30000].
     log_cleaner_interval_ms: u64 = 30_000, env = "STRAND_LOG_CLEANER_INTERVAL_MS";
     /// Largest record batch a producer may send (`message.max.bytes`) [default: 1048588].

@@ -93,6 +93,7 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
             max_message_bytes: config.message_max_bytes,
         },
         flush_interval_ms: config.log_flush_interval_ms,
+        acks_all_fsync: config.acks_all_fsync,
         cleaner_interval_ms: config.log_cleaner_interval_ms,
         socket_request_max_bytes: config.socket_request_max_bytes,
         groups: GroupConfig {

@@ -1,6 +1,7 @@
 //! Produce: appends each partition's record batches to its log, as sent (compressed or
 //! not), and answers per `acks`: 0 sends nothing, 1 answers once the batches are in the
-//! log (page cache), -1 (all) once they are fsynced (group commit).
+//! log (page cache), -1 (all) once they are fsynced (group commit), unless
+//! `acks_all_fsync` is off.
 //!
 //! Checks before the log sees a batch: the topic exists and is not internal, each batch
 //! fits `max.message.bytes` (`MESSAGE_TOO_LARGE`) and its length fields add up
@@ -103,7 +104,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
             }
         }
     };
-    if acks != -1 {
+    if acks != -1 || !ctx.broker.config().acks_all_fsync {
         let results = results.into_iter().map(|(t, p, r, _)| (t, p, r)).collect();
         fill(version, &mut responses, results);
         return finish(version, acks, responses, None);
