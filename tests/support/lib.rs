@@ -31,7 +31,28 @@ pub fn strand_bin() -> anyhow::Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let bin = target.join("debug").join("strand");
-    let status = Command::new(env!("CARGO"))
+    // Cargo describes the test's own package to it (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …);
+    // ring's build script tracks some of those, so passing them on would make this build and
+    // a plain `cargo build` rebuild strand in turn.
+    let mut build = Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        {
+            build.env_remove(name);
+        }
+    }
+    let status = build
         .args(["build", "--quiet", "-p", "strand"])
         .current_dir(&root)
         .status()
