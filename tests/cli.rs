@@ -574,6 +574,14 @@ fn bad_input_fails_with_one_clear_line_and_no_panic() -> anyhow::Result<()> {
         server.run(&["produce", "t", "--partition", "5"], "x\n")?,
         "topic t has no partition 5",
     );
+    // The line before the bad one was delivered, and it is not Avro.
+    check(
+        server.run(
+            &["consume", "t", "--from-beginning", "--count", "1", "--avro"],
+            "",
+        )?,
+        "not Confluent-framed Avro",
+    );
     check(
         server.run(&["consume", "t", "--count", "1", "--timeout-ms", "300"], "")?,
         "only 0 of 1 records arrived",
