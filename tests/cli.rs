@@ -384,21 +384,54 @@ fn registered_order_schema_is_returned_and_decodes_avro_records() -> anyhow::Res
         producer.close().await?;
         anyhow::Ok(())
     })?;
+    // JSON lines produced with --avro-schema are Avro too: the three read back alike.
+    let json_order = r#"{"order_id":"o-2","customer_id":"c-8","amount_cents":99,"currency":"USD","created_at":1700000000001}"#;
+    server.ok(
+        &[
+            "produce",
+            "orders",
+            "--key-separator",
+            "|",
+            "--avro-schema",
+            avsc,
+        ],
+        &format!("o-2|{json_order}\n"),
+    )?;
     let decoded = server.ok(
         &[
             "consume",
             "orders",
             "--from-beginning",
             "--count",
-            "2",
+            "3",
             "--avro",
         ],
         "",
     )?;
     assert_eq!(
         decoded.stdout,
-        "{\"order_id\":\"o-0\",\"customer_id\":\"c-7\",\"amount_cents\":1250,\"currency\":\"EUR\",\"created_at\":1700000000000}\n\
-         {\"order_id\":\"o-1\",\"customer_id\":\"c-7\",\"amount_cents\":1251,\"currency\":\"EUR\",\"created_at\":1700000000000}\n"
+        format!(
+            "{{\"order_id\":\"o-0\",\"customer_id\":\"c-7\",\"amount_cents\":1250,\"currency\":\"EUR\",\"created_at\":1700000000000}}\n\
+             {{\"order_id\":\"o-1\",\"customer_id\":\"c-7\",\"amount_cents\":1251,\"currency\":\"EUR\",\"created_at\":1700000000000}}\n\
+             {json_order}\n"
+        )
+    );
+    let versions = server.ok(&["schemas", "versions", "orders-value"], "")?;
+    assert_eq!(
+        versions.stdout, "1\n",
+        "the same schema is not registered twice"
+    );
+
+    // A line that does not fit the schema is refused before anything is sent.
+    let bad = server.run(
+        &["produce", "orders", "--avro-schema", avsc],
+        "{\"order_id\":\"o-3\"}\n",
+    )?;
+    assert!(!bad.success);
+    assert!(
+        bad.stderr.contains("line 1: does not fit the schema"),
+        "{}",
+        bad.stderr
     );
 
     server.ok(&["schemas", "delete", "orders-value"], "")?;

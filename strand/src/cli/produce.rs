@@ -3,20 +3,27 @@
 //! delivery is known.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use apache_avro::Schema;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use strand_client::{Acks, DeliveryFuture, ProducerConfig, ProducerRecord, RawProducer};
+use strand_client::{
+    Acks, AvroSerializer, AvroSerializerConfig, DeliveryFuture, ProducerConfig, ProducerRecord,
+    RawProducer,
+};
 use tokio::io::AsyncBufReadExt;
 
-use super::KafkaArgs;
+use super::{KafkaArgs, RegistryArgs};
 
 /// Flags of `strand produce`.
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// Topic to write to (must exist).
     topic: String,
     /// Split each line at the first SEP into key and value; a line without SEP is an error.
@@ -28,6 +35,39 @@ pub struct ProduceArgs {
     /// Durability a record needs before it counts as delivered.
     #[arg(long, value_enum, default_value_t = AcksArg::All)]
     acks: AcksArg,
+    /// Read each value as JSON and write it as Confluent-framed Avro with this schema
+    /// (`.avsc`), registered under `<topic>-value`; keys stay plain UTF-8.
+    #[arg(long, value_name = "FILE")]
+    avro_schema: Option<PathBuf>,
+}
+
+/// Turns JSON values into Confluent-framed Avro for `--avro-schema`.
+struct JsonToAvro {
+    schema: Schema,
+    serializer: AvroSerializer,
+}
+
+impl JsonToAvro {
+    fn new(path: &std::path::Path, registry: &RegistryArgs) -> anyhow::Result<JsonToAvro> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let schema = Schema::parse_str(&text)
+            .with_context(|| format!("{} is not a valid Avro schema", path.display()))?;
+        let serializer = AvroSerializer::new(
+            registry.client()?,
+            schema.clone(),
+            AvroSerializerConfig::default(),
+        );
+        Ok(JsonToAvro { schema, serializer })
+    }
+
+    async fn encode(&self, topic: &str, json: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let json: serde_json::Value = serde_json::from_slice(json).context("not JSON")?;
+        let value = apache_avro::types::Value::try_from(json)
+            .and_then(|v| v.resolve(&self.schema))
+            .map_err(|e| anyhow::anyhow!("does not fit the schema: {e}"))?;
+        Ok(self.serializer.serialize_value(topic, &value).await?)
+    }
 }
 
 /// `--acks` values, as Kafka spells them.
@@ -78,6 +118,11 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         );
     }
 
+    let avro = match &args.avro_schema {
+        Some(path) => Some(JsonToAvro::new(path, &args.registry)?),
+        None => None,
+    };
+
     let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(IN_FLIGHT);
     let collector = tokio::spawn(async move {
         let mut summary = Summary::default();
@@ -96,7 +141,7 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         summary
     });
 
-    let read = read_and_send(&args, &producer, tx).await;
+    let read = read_and_send(&args, &producer, avro.as_ref(), tx).await;
     let flushed = producer.close().await;
     let summary = collector.await.context("delivery collector failed")?;
     let partitions: Vec<String> = summary
@@ -131,6 +176,7 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
 async fn read_and_send(
     args: &ProduceArgs,
     producer: &RawProducer,
+    avro: Option<&JsonToAvro>,
     deliveries: tokio::sync::mpsc::Sender<DeliveryFuture>,
 ) -> anyhow::Result<()> {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
@@ -148,16 +194,27 @@ async fn read_and_send(
         }
         number += 1;
         let text = strip_newline(&line);
-        let mut record = match &args.key_separator {
+        let (key, value) = match &args.key_separator {
             Some(sep) => {
                 let Some((key, value)) = split_once(text, sep.as_bytes()) else {
                     bail!("line {number} has no key separator {sep:?}");
                 };
-                ProducerRecord::new(&args.topic, Bytes::copy_from_slice(value))
-                    .with_key(Bytes::copy_from_slice(key))
+                (Some(key), value)
             }
-            None => ProducerRecord::new(&args.topic, Bytes::copy_from_slice(text)),
+            None => (None, text),
         };
+        let value = match avro {
+            Some(avro) => Bytes::from(
+                avro.encode(&args.topic, value)
+                    .await
+                    .with_context(|| format!("line {number}"))?,
+            ),
+            None => Bytes::copy_from_slice(value),
+        };
+        let mut record = ProducerRecord::new(&args.topic, value);
+        if let Some(key) = key {
+            record = record.with_key(Bytes::copy_from_slice(key));
+        }
         if let Some(p) = args.partition {
             record = record.with_partition(p);
         }
