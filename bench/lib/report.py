@@ -73,7 +73,10 @@ def rdkafka_result(text):
 
 
 def parse_raw(path: Path, values, settings):
-    system, rnd, workload = path.name[: -len(".txt")].split(".", 2)
+    parts = path.name[: -len(".txt")].split(".", 2)
+    if len(parts) != 3:  # not a SYSTEM.rROUND.WORKLOAD output (e.g. inferno-install.txt)
+        return
+    system, rnd, workload = parts
     text = path.read_text(errors="replace")
 
     def put(name, value):
