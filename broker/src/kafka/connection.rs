@@ -268,7 +268,7 @@ async fn read_requests(
                 return;
             }
         };
-        let item = match decode_request(frame.freeze()) {
+        let item = match decode_request(frame) {
             Ok(Decoded::Request(decoded)) => {
                 let (header, request) = *decoded;
                 let api = match ApiKey::try_from(header.request_api_key) {
@@ -317,7 +317,14 @@ const EAGER_FRAME: usize = 1024 * 1024;
 async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     read: &mut R,
     len: usize,
-) -> std::io::Result<BytesMut> {
+) -> std::io::Result<Bytes> {
+    if len <= EAGER_FRAME {
+        // Produce requests of many batches arrive one after another: a pooled buffer spares
+        // each a fresh allocation the kernel must zero page by page.
+        let mut buf = crate::log::BUFFERS.take(len);
+        read.read_exact(buf.as_mut_slice()).await?;
+        return Ok(buf.freeze(len));
+    }
     let mut frame = BytesMut::with_capacity(len.min(EAGER_FRAME));
     while frame.len() < len {
         let want = len - frame.len();
@@ -329,7 +336,7 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
     }
-    Ok(frame)
+    Ok(frame.freeze())
 }
 
 #[cfg(test)]

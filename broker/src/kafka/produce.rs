@@ -20,14 +20,15 @@ use super::dispatch::{Reply, RequestContext};
 use super::error::{internal_error, log_error};
 use super::lookup;
 use crate::cluster::CONSUMER_OFFSETS;
-use crate::log::{AppendInfo, LogError, PartitionLog};
+use crate::log::{AppendInfo, LogError, PartitionLog, ReadBuf};
 
 /// One partition's append, prepared on the async side and run on a blocking thread.
 struct Job {
     topic: usize,
     partition: usize,
     log: Arc<PartitionLog>,
-    batches: Vec<u8>,
+    /// A copy the log may rewrite (it assigns offsets in place).
+    batches: ReadBuf,
 }
 
 /// Answers Produce.
@@ -78,7 +79,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
                     topic: ti,
                     partition: pi,
                     log,
-                    batches: p.records.map(|r| r.to_vec()).unwrap_or_default(),
+                    batches: pooled_copy(p.records.as_deref().unwrap_or_default()),
                 }),
                 Err(e) => resp = resp.with_error_code(e.code()),
             }
@@ -222,10 +223,17 @@ type Appended = (
 fn append_all(jobs: Vec<Job>) -> Vec<Appended> {
     jobs.into_iter()
         .map(|mut job| {
-            let result = job.log.append(&mut job.batches);
+            let result = job.log.append(job.batches.as_mut_slice());
             (job.topic, job.partition, result, job.log)
         })
         .collect()
+}
+
+/// A writable copy of a partition's batches, in a pooled buffer when it is large.
+fn pooled_copy(records: &[u8]) -> ReadBuf {
+    let mut buf = crate::log::BUFFERS.take(records.len());
+    buf.as_mut_slice().copy_from_slice(records);
+    buf
 }
 
 /// Checks that the records are a sequence of whole batches, none over `max` bytes.

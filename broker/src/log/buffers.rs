@@ -1,4 +1,5 @@
-//! Read buffers for fetches, kept and reused instead of allocated anew for each read.
+//! Buffers for fetched batches and for produce requests' frames and batches, kept and
+//! reused instead of allocated anew each time.
 //!
 //! A consumer's Fetch asks for up to `max.partition.fetch.bytes` (1 MiB by default) per
 //! partition, and the stored batches go out in exactly the buffer they were read into. A
@@ -24,7 +25,7 @@ pub(crate) struct BufferPool {
     idle: Mutex<Vec<Vec<u8>>>,
 }
 
-/// The pool every partition log reads into.
+/// The pool partition logs read into and the Kafka connections receive requests into.
 pub(crate) static POOL: BufferPool = BufferPool::new();
 
 impl BufferPool {
