@@ -270,20 +270,15 @@ impl AdminClient {
 
     /// The topic's configs, name to value.
     pub async fn describe_topic_configs(&self, name: &str) -> Result<BTreeMap<String, String>> {
-        let cluster = &self.cluster;
-        let (response, _) = cluster
-            .retry("DescribeConfigs", || async {
-                let conn = cluster.any_broker().await?;
-                cluster
-                    .send(&conn, |_| {
-                        DescribeConfigsRequest::default().with_resources(vec![
-                            DescribeConfigsResource::default()
-                                .with_resource_type(2)
-                                .with_resource_name(s(name))
-                                .with_configuration_keys(None),
-                        ])
-                    })
-                    .await
+        let response = self
+            .cluster
+            .call_any("DescribeConfigs", |_| {
+                DescribeConfigsRequest::default().with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s(name))
+                        .with_configuration_keys(None),
+                ])
             })
             .await?;
         let mut out = BTreeMap::new();
@@ -331,15 +326,10 @@ impl AdminClient {
 
     /// Every topic the cluster has (internal ones included), sorted by name.
     pub async fn list_topics(&self) -> Result<Vec<TopicDescription>> {
-        let cluster = &self.cluster;
-        let (response, _) = cluster
-            .retry("Metadata", || async {
-                let conn = cluster.any_broker().await?;
-                // `None` asks for all topics; an empty list would ask for none.
-                cluster
-                    .send(&conn, |_| MetadataRequest::default().with_topics(None))
-                    .await
-            })
+        // `None` asks for all topics; an empty list would ask for none.
+        let response = self
+            .cluster
+            .call_any("Metadata", |_| MetadataRequest::default().with_topics(None))
             .await?;
         let mut topics = Vec::new();
         for t in &response.topics {
@@ -382,20 +372,15 @@ impl AdminClient {
                     .with_value(v.as_deref().map(s))
             })
             .collect();
-        let cluster = &self.cluster;
-        let (response, _) = cluster
-            .retry("IncrementalAlterConfigs", || async {
-                let conn = cluster.any_broker().await?;
-                cluster
-                    .send(&conn, |_| {
-                        IncrementalAlterConfigsRequest::default().with_resources(vec![
-                            AlterConfigsResource::default()
-                                .with_resource_type(2)
-                                .with_resource_name(s(name))
-                                .with_configs(configs.clone()),
-                        ])
-                    })
-                    .await
+        let response = self
+            .cluster
+            .call_any("IncrementalAlterConfigs", |_| {
+                IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s(name))
+                        .with_configs(configs.clone()),
+                ])
             })
             .await?;
         for r in &response.responses {
@@ -412,12 +397,9 @@ impl AdminClient {
 
     /// Ids of the consumer groups the cluster knows.
     pub async fn list_groups(&self) -> Result<Vec<String>> {
-        let cluster = &self.cluster;
-        let (response, _) = cluster
-            .retry("ListGroups", || async {
-                let conn = cluster.any_broker().await?;
-                cluster.send(&conn, |_| ListGroupsRequest::default()).await
-            })
+        let response = self
+            .cluster
+            .call_any("ListGroups", |_| ListGroupsRequest::default())
             .await?;
         if let Some(e) = ClientError::broker("ListGroups", response.error_code) {
             return Err(e);

@@ -295,6 +295,22 @@ impl Cluster {
         self.metadata.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sends the request `build` makes to any broker, retrying retriable errors as [`Cluster::retry`]
+    /// does; for requests any broker answers (metadata, admin).
+    pub(crate) async fn call_any<R: Request>(
+        &self,
+        what: &str,
+        build: impl Fn(i16) -> R,
+    ) -> Result<R::Response> {
+        let (response, _) = self
+            .retry(what, || async {
+                let conn = self.any_broker().await?;
+                self.send(&conn, &build).await
+            })
+            .await?;
+        Ok(response)
+    }
+
     /// Runs `op` until it succeeds, fails with a non-retriable error, or the retry timeout
     /// passes, backing off between attempts and refreshing metadata after each failure.
     pub(crate) async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
