@@ -318,9 +318,9 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     read: &mut R,
     len: usize,
 ) -> std::io::Result<Bytes> {
-    if len <= EAGER_FRAME {
-        // Produce requests of many batches arrive one after another: a pooled buffer spares
-        // each a fresh allocation the kernel must zero page by page.
+    if crate::log::pooled(len) {
+        // Large produce requests arrive one after another: a pooled buffer spares each a
+        // fresh allocation the kernel must zero page by page.
         let mut buf = crate::log::BUFFERS.take(len);
         read.read_exact(buf.as_mut_slice()).await?;
         return Ok(buf.freeze(len));

@@ -79,7 +79,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
                     topic: ti,
                     partition: pi,
                     log,
-                    batches: pooled_copy(p.records.as_deref().unwrap_or_default()),
+                    batches: crate::log::BUFFERS.copy_of(p.records.as_deref().unwrap_or_default()),
                 }),
                 Err(e) => resp = resp.with_error_code(e.code()),
             }
@@ -227,13 +227,6 @@ fn append_all(jobs: Vec<Job>) -> Vec<Appended> {
             (job.topic, job.partition, result, job.log)
         })
         .collect()
-}
-
-/// A writable copy of a partition's batches, in a pooled buffer when it is large.
-fn pooled_copy(records: &[u8]) -> ReadBuf {
-    let mut buf = crate::log::BUFFERS.take(records.len());
-    buf.as_mut_slice().copy_from_slice(records);
-    buf
 }
 
 /// Checks that the records are a sequence of whole batches, none over `max` bytes.

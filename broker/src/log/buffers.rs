@@ -19,6 +19,12 @@ pub(crate) const MIN_POOLED: usize = 64 << 10;
 /// Buffers kept for reuse at most (so at most 32 MiB idle).
 const KEEP: usize = 32;
 
+/// Whether a buffer of `len` bytes comes from the pool: smaller ones are cheap to allocate,
+/// larger ones do not fit a pooled buffer.
+pub(crate) fn pooled(len: usize) -> bool {
+    (MIN_POOLED..=POOLED_SIZE).contains(&len)
+}
+
 /// Idle buffers of [`POOLED_SIZE`] bytes, all initialized.
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
@@ -38,7 +44,7 @@ impl BufferPool {
 
     /// A zero-initialized or reused buffer of at least `len` bytes, exposing `len` of them.
     pub(crate) fn take(&'static self, len: usize) -> ReadBuf {
-        if !(MIN_POOLED..=POOLED_SIZE).contains(&len) {
+        if !pooled(len) {
             return ReadBuf {
                 buf: vec![0; len],
                 len,
@@ -55,6 +61,21 @@ impl BufferPool {
             len,
             pool: Some(self),
         }
+    }
+
+    /// A writable copy of `bytes`: in a reused buffer when large, else a plain allocation
+    /// (not zeroed first).
+    pub(crate) fn copy_of(&'static self, bytes: &[u8]) -> ReadBuf {
+        if !pooled(bytes.len()) {
+            return ReadBuf {
+                buf: bytes.to_vec(),
+                len: bytes.len(),
+                pool: None,
+            };
+        }
+        let mut buf = self.take(bytes.len());
+        buf.as_mut_slice().copy_from_slice(bytes);
+        buf
     }
 
     fn give_back(&self, buf: Vec<u8>) {
@@ -157,6 +178,20 @@ mod tests {
         );
         assert_eq!(&bytes[..], b"hi");
         assert!(pool.take(POOLED_SIZE).freeze(0).is_empty());
+    }
+
+    #[test]
+    fn copies_hold_the_bytes_and_only_large_ones_use_the_pool() {
+        let pool = pool();
+        let small = pool.copy_of(b"abc");
+        assert_eq!(small.as_ref(), b"abc");
+        drop(small.freeze(3));
+        assert_eq!(pool.idle(), 0);
+        let big = vec![7u8; MIN_POOLED + 1];
+        let copy = pool.copy_of(&big);
+        assert_eq!(copy.as_ref(), &big[..]);
+        drop(copy);
+        assert_eq!(pool.idle(), 1);
     }
 
     #[test]

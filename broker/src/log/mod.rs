@@ -63,7 +63,7 @@ mod testutil;
 mod timestamps;
 
 pub use batch::BatchHeader;
-pub(crate) use buffers::{POOL as BUFFERS, ReadBuf};
+pub(crate) use buffers::{POOL as BUFFERS, ReadBuf, pooled};
 pub use compaction::CompactionReport;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::LogError;
