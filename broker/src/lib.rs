@@ -16,10 +16,13 @@
 //! - `group`: the consumer-group coordinator and committed offsets.
 //! - [`cluster`]: topics, partitions, per-topic configs and their persistence, producer
 //!   id allocation.
+//! - [`controller`]: the metadata quorum (KRaft's shape, on openraft) and the metadata
+//!   image every node applies; not yet used by [`Broker`].
 
 mod alloc;
 mod broker;
 pub mod cluster;
+pub mod controller;
 mod group;
 mod kafka;
 pub mod log;
