@@ -32,6 +32,17 @@ impl Server {
         Ok(Server { strand, _dir: dir })
     }
 
+    /// Stops the server cleanly and starts it again over the same data directory.
+    fn restart(self) -> anyhow::Result<Server> {
+        let Server { strand, _dir: dir } = self;
+        let status = strand.terminate()?;
+        if !status.success() {
+            bail!("strand serve exited with {status} on SIGTERM");
+        }
+        let strand = Strand::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"])?;
+        Ok(Server { strand, _dir: dir })
+    }
+
     fn bootstrap(&self) -> anyhow::Result<String> {
         Ok(self.strand.addr("kafka")?.to_string())
     }
@@ -565,6 +576,36 @@ fn groups_show_members_committed_offsets_and_lag() -> anyhow::Result<()> {
     server.ok(&["groups", "delete", "readers"], "")?;
     let listed = server.ok(&["groups", "list"], "")?;
     assert!(!listed.stdout.contains("readers"), "{}", listed.stdout);
+    Ok(())
+}
+
+#[test]
+fn deleted_group_stays_deleted_after_restart() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    server.ok(&["topics", "create", "t1", "--partitions", "1"], "")?;
+    server.ok(&["produce", "t1"], "one\ntwo\n")?;
+    server.ok(
+        &[
+            "consume",
+            "t1",
+            "--group",
+            "g1",
+            "--from-beginning",
+            "--count",
+            "1",
+        ],
+        "",
+    )?;
+    server.ok(&["groups", "delete", "g1"], "")?;
+    let server = server.restart()?;
+    let listed = server.ok(&["groups", "list"], "")?;
+    assert!(
+        !table_rows(&listed.stdout).contains(&vec!["g1".to_string()]),
+        "{}",
+        listed.stdout
+    );
+    let described = server.run(&["groups", "describe", "g1"], "")?;
+    assert!(!described.success, "{}", described.stdout);
     Ok(())
 }
 

@@ -415,6 +415,11 @@ impl Replayed {
             (StoredKey::Offset(group, tp), None) => {
                 if let Some(offsets) = self.offsets.get_mut(&group) {
                     offsets.remove(&tp);
+                    // A group is restored from what the log still holds for it; an empty
+                    // map would bring a deleted group back, which Kafka does not do.
+                    if offsets.is_empty() {
+                        self.offsets.remove(&group);
+                    }
                 }
             }
             (StoredKey::Offset(group, tp), Some(value)) => match decode_offset(value) {
@@ -583,5 +588,49 @@ pub(crate) mod tests {
         assert_eq!(offsets[&("t".to_string(), 1)], expiring);
         assert_eq!(replayed.groups.len(), 1);
         assert_eq!(replayed.groups["g"], group);
+    }
+
+    #[tokio::test]
+    async fn deleted_group_is_gone_after_replay() {
+        let log = MemoryLog::default();
+        let committed = CommittedOffset {
+            offset: 1,
+            leader_epoch: 0,
+            metadata: String::new(),
+            commit_timestamp_ms: 1000,
+            expire_timestamp_ms: None,
+        };
+        let empty = StoredGroup {
+            protocol_type: "consumer".into(),
+            generation: 2,
+            protocol: None,
+            leader: None,
+            state_timestamp_ms: 99,
+            members: Vec::new(),
+        };
+        // What `consume --group g1` then `groups delete g1` leave: a commit and the group
+        // emptied, then tombstones for both (as DeleteGroups writes them).
+        let written = [
+            offset_record("g1", "t1", 0, Some(&committed)),
+            group_record("g1", Some(&empty)),
+        ];
+        log.append(encode_batch(written.iter()).unwrap())
+            .await
+            .unwrap();
+        let deleted = [offset_record("g1", "t1", 0, None), group_record("g1", None)];
+        log.append(encode_batch(deleted.iter()).unwrap())
+            .await
+            .unwrap();
+        // A group with offsets only (no metadata record) whose offsets were all deleted.
+        let offsets_only = [
+            offset_record("simple", "t1", 0, Some(&committed)),
+            offset_record("simple", "t1", 0, None),
+        ];
+        log.append(encode_batch(offsets_only.iter()).unwrap())
+            .await
+            .unwrap();
+        let replayed = replay(&log).unwrap();
+        assert!(replayed.groups.is_empty(), "{:?}", replayed.groups);
+        assert!(replayed.offsets.is_empty(), "{:?}", replayed.offsets);
     }
 }
