@@ -77,7 +77,7 @@ pub enum ElectionType {
 }
 
 /// Why a record did not apply. The image is unchanged when apply returns one of these.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ApplyError {
     /// No topic with this id.
     #[error("unknown topic id {0}")]

@@ -1,12 +1,13 @@
 //! The controller quorum: the cluster's metadata (broker registrations and fencing, topics
 //! and their configs, each partition's replicas, leader, leader epoch and ISR, producer-id
 //! blocks) as a log of [`MetadataRecord`]s that every node applies, in order, into a
-//! [`MetadataImage`], as Kafka's KRaft does. The records and the image are here; the broker
-//! layer does not use them yet.
+//! [`MetadataImage`], as Kafka's KRaft does. [`store`] keeps that log, the Raft vote and
+//! snapshots of the image on disk for openraft. The broker layer does not use any of it yet.
 
 mod error;
 mod image;
 mod records;
+pub mod store;
 
 pub use error::ControllerError;
 pub use image::{
