@@ -147,10 +147,14 @@ impl Broker {
         }
     }
 
-    /// fsyncs every partition log (blocking).
+    /// fsyncs every partition log (blocking), after checking that its active segment is
+    /// still the file at its path (a log whose file vanished goes offline, loudly, once).
     pub fn flush_all(&self) {
         for topic in self.cluster.topics() {
             for (p, log) in topic.partitions().iter().enumerate() {
+                if log.offline_reason().is_some() || log.check_files().is_err() {
+                    continue;
+                }
                 if let Err(e) = log.flush() {
                     tracing::error!(topic = topic.name(), partition = p, "flush failed: {e}");
                 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -71,6 +71,40 @@ pub struct Strand {
     /// The data directory it serves.
     pub data_dir: PathBuf,
     stdout_lines: mpsc::Receiver<String>,
+    /// Its stderr (the log), when started with [`Launch::capture_log`].
+    log: Option<Arc<(Mutex<String>, Condvar)>>,
+}
+
+/// How to start a `strand serve` beyond flags and environment: whether to keep its log
+/// for the test to read, and resource limits set in the child before it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    capture_log: bool,
+    limits: Vec<(RlimitResource, u64)>,
+}
+
+/// A resource limit the child may be started under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RlimitResource {
+    /// `RLIMIT_NOFILE`: open file descriptors.
+    NoFile,
+    /// `RLIMIT_FSIZE`: the largest file the process may write (beyond it writes fail
+    /// with EFBIG; SIGXFSZ is ignored in the child so that it is not killed instead).
+    FileSize,
+}
+
+impl Launch {
+    /// Keeps the child's stderr (echoed to the test's) for [`Strand::wait_for_log`].
+    pub fn capture_log(mut self) -> Self {
+        self.capture_log = true;
+        self
+    }
+
+    /// Starts the child under a soft and hard limit of `value` for `resource`.
+    pub fn limit(mut self, resource: RlimitResource, value: u64) -> Self {
+        self.limits.push((resource, value));
+        self
+    }
 }
 
 impl Strand {
@@ -84,6 +118,16 @@ impl Strand {
         data_dir: &Path,
         extra: &[&str],
         env: &[(&str, &str)],
+    ) -> anyhow::Result<Strand> {
+        Self::launch(data_dir, extra, env, Launch::default())
+    }
+
+    /// Like [`Strand::start_with_env`], with the options of `launch`.
+    pub fn launch(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        launch: Launch,
     ) -> anyhow::Result<Strand> {
         let mut cmd = Command::new(strand_bin()?);
         cmd.arg("serve").arg("--data-dir").arg(data_dir);
@@ -102,8 +146,55 @@ impl Strand {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(if launch.capture_log {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        });
+        if !launch.limits.is_empty() {
+            let limits = launch.limits.clone();
+            // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    for &(resource, value) in &limits {
+                        let resource = match resource {
+                            RlimitResource::NoFile => libc::RLIMIT_NOFILE,
+                            RlimitResource::FileSize => {
+                                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                                libc::RLIMIT_FSIZE
+                            }
+                        };
+                        let limit = libc::rlimit {
+                            rlim_cur: value as libc::rlim_t,
+                            rlim_max: value as libc::rlim_t,
+                        };
+                        if libc::setrlimit(resource, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().context("spawning strand serve")?;
+        let log = if launch.capture_log {
+            let stderr = child.stderr.take().context("strand stderr")?;
+            let log = Arc::new((Mutex::new(String::new()), Condvar::new()));
+            let shared = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    let (text, changed) = &*shared;
+                    let mut text = text.lock().unwrap_or_else(|e| e.into_inner());
+                    text.push_str(&line);
+                    text.push('\n');
+                    changed.notify_all();
+                }
+            });
+            Some(log)
+        } else {
+            None
+        };
         let stdout = child.stdout.take().context("strand stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -118,6 +209,7 @@ impl Strand {
             addrs: HashMap::new(),
             data_dir: data_dir.to_path_buf(),
             stdout_lines: rx,
+            log,
         };
         strand.wait_for_listeners(&["kafka", "registry", "admin"])?;
         Ok(strand)
@@ -147,6 +239,27 @@ impl Strand {
             .get(name)
             .copied()
             .with_context(|| format!("no {name} listener"))
+    }
+
+    /// Waits (bounded by `timeout`) until a line of the log contains every one of
+    /// `words`, and returns that line; needs [`Launch::capture_log`].
+    pub fn wait_for_log(&self, words: &[&str], timeout: Duration) -> anyhow::Result<String> {
+        let (text, changed) = &**self.log.as_ref().context("the log is not captured")?;
+        let deadline = Instant::now() + timeout;
+        let mut text = text.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(line) = text.lines().find(|l| words.iter().all(|w| l.contains(w))) {
+                return Ok(line.to_string());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("no log line with {words:?} within {timeout:?}");
+            }
+            text = changed
+                .wait_timeout(text, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.

@@ -15,9 +15,10 @@ pub(crate) fn log_error(e: &LogError) -> ResponseError {
         LogError::DuplicateSequence { .. } => ResponseError::DuplicateSequenceNumber,
         // A topic deleted while a request was using it.
         LogError::Closed { .. } => ResponseError::UnknownTopicOrPartition,
-        LogError::CorruptSegment { .. } | LogError::Io { .. } | LogError::Encode(_) => {
-            ResponseError::KafkaStorageError
-        }
+        LogError::CorruptSegment { .. }
+        | LogError::Io { .. }
+        | LogError::Offline { .. }
+        | LogError::Encode(_) => ResponseError::KafkaStorageError,
     }
 }
 

@@ -270,11 +270,11 @@ fn clean_segment(
     }
     Ok(Some(Cleaned {
         view: SegmentView {
-            file: Arc::new(SegmentFile {
-                base_offset: base,
-                path: segment::file_path(dir, base, segment::LOG_SUFFIX),
-                file: out,
-            }),
+            file: Arc::new(SegmentFile::new(
+                base,
+                segment::file_path(dir, base, segment::LOG_SUFFIX),
+                out,
+            )?),
             size: out_pos,
             index: builder,
             last_offset,

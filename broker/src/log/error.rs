@@ -71,6 +71,15 @@ pub enum LogError {
         /// The log's directory.
         dir: PathBuf,
     },
+    /// The log was stopped because one of its files vanished or was replaced under it;
+    /// nothing is appended or read until the broker restarts.
+    #[error("log {dir} is offline: {reason}")]
+    Offline {
+        /// The log's directory.
+        dir: PathBuf,
+        /// What was found.
+        reason: String,
+    },
     /// Records could not be encoded as a RecordBatch.
     #[error("encoding a record batch: {0}")]
     Encode(String),

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -68,6 +68,11 @@ pub struct PartitionLog {
     pub(super) flushed_cv: Condvar,
     pub(super) cleaner: Mutex<super::compaction::CleanerState>,
     pub(super) hw: watch::Sender<i64>,
+    /// Set once a file of the log is found deleted or replaced under it: the log is then
+    /// offline (see [`PartitionLog::check_files`]).
+    pub(super) offline: OnceLock<String>,
+    /// Set by [`PartitionLog::delete`]: its files go on purpose, which is no failure.
+    pub(super) deleted: AtomicBool,
 }
 
 /// What readers see: segments by base offset and the log's offsets.
@@ -158,6 +163,7 @@ impl PartitionLog {
                 dir: self.dir.clone(),
             });
         }
+        self.check_online()?;
         if let Some(dup) = self.check_sequences(&w, batches, count)? {
             return Ok(dup);
         }
@@ -422,6 +428,7 @@ impl PartitionLog {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
+        self.check_online()?;
         let (mut seg, mut pos, mut visible, hw, lso) = {
             let v = self.view();
             if offset < v.log_start || offset > v.log_end {
@@ -507,6 +514,9 @@ impl PartitionLog {
         let target = offset.saturating_add(1).min(self.log_end_offset());
         let mut fs = lock(&self.flush);
         loop {
+            // Checked before the flushed offset: what was appended after the active
+            // segment vanished went into a deleted file and must not be acknowledged.
+            self.check_online()?;
             if fs.flushed >= target {
                 return Ok(());
             }
@@ -534,7 +544,9 @@ impl PartitionLog {
             let result = rolled
                 .iter()
                 .chain(&file)
-                .try_for_each(|f| f.file.sync_data().map_err(|e| LogError::io(&f.path, e)));
+                .try_for_each(|f| f.file.sync_data().map_err(|e| LogError::io(&f.path, e)))
+                // An fsync of a deleted file succeeds; only its path tells it is gone.
+                .and_then(|()| file.as_deref().map_or(Ok(()), |f| self.check_active(f)));
             fs = lock(&self.flush);
             fs.leader = false;
             if result.is_ok() {
@@ -552,6 +564,90 @@ impl PartitionLog {
     /// Fsyncs everything appended so far.
     pub fn flush(&self) -> Result<(), LogError> {
         self.flush_to(i64::MAX)
+    }
+
+    /// Checks that the active segment's path still names the file the log writes to; if
+    /// it was deleted or replaced (by hand, by a tool cleaning the disk), takes the log
+    /// offline with a loud error rather than acknowledge writes that the next start would
+    /// not find (it would then hand out the same offsets again). Run by the background
+    /// flusher and by every fsync before acks=all is answered.
+    pub fn check_files(&self) -> Result<(), LogError> {
+        self.check_online()?;
+        let active = self
+            .view()
+            .segments
+            .values()
+            .next_back()
+            .map(|s| Arc::clone(&s.file));
+        active.map_or(Ok(()), |f| self.check_active(&f))
+    }
+
+    /// Why the log is offline, if it is.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.get().map(String::as_str)
+    }
+
+    pub(super) fn check_online(&self) -> Result<(), LogError> {
+        match self.offline.get() {
+            Some(reason) => Err(LogError::Offline {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_active(&self, active: &SegmentFile) -> Result<(), LogError> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match active.check_still_at_path() {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(self.take_offline(reason)),
+        }
+    }
+
+    /// Marks the log offline (once, loudly) and records its log end offset in the
+    /// directory so that the next start does not reuse the offsets it handed out.
+    fn take_offline(&self, reason: String) -> LogError {
+        if self.offline.set(reason.clone()).is_ok() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                log_end_offset = self.log_end_offset(),
+                "{reason} while the broker was running: this partition is offline (produce \
+                 and fetch answer KAFKA_STORAGE_ERROR) until its files are restored and \
+                 strand restarts; appends made since then went into the lost file"
+            );
+            if let Err(e) = self.write_snapshot(&ProducerTable::default(), true) {
+                tracing::error!(dir = %self.dir.display(), error = %e,
+                    "could not record the log end offset of the offline log");
+            }
+        }
+        LogError::Offline {
+            dir: self.dir.clone(),
+            reason,
+        }
+    }
+
+    /// Writes the clean-shutdown snapshot from the view (the directory recreated if it was
+    /// removed), whose recorded log end offset the next open never goes below.
+    fn write_snapshot(&self, producers: &ProducerTable, offline: bool) -> Result<(), LogError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+        let segments = self
+            .view()
+            .segments
+            .values()
+            .map(|s| SegmentMeta {
+                base: s.file.base_offset,
+                size: s.size,
+                max_timestamp: s.index.max_timestamp,
+                offset_of_max_timestamp: s.index.offset_of_max_timestamp,
+                last_offset: s.last_offset,
+            })
+            .collect();
+        let mut snapshot = Snapshot::new(segments, producers);
+        snapshot.offline = offline;
+        snapshot::write(&self.dir, &snapshot)
     }
 
     /// The log's current settings.
@@ -593,6 +689,11 @@ impl PartitionLog {
             return Ok(());
         }
         w.closed = true;
+        if self.offline.get().is_some() {
+            // Nothing of it can be trusted to reach the disk; what matters is that the
+            // next start knows where its offsets ended.
+            return self.write_snapshot(&w.producers, true);
+        }
         self.flush()?;
         self.write_index_entries(&mut w)?;
         let base = w.active.base_offset;
@@ -603,19 +704,7 @@ impl PartitionLog {
             f.sync_data()
                 .map_err(|e| LogError::io(segment::file_path(&self.dir, base, suffix), e))?;
         }
-        let segments = self
-            .view()
-            .segments
-            .values()
-            .map(|s| SegmentMeta {
-                base: s.file.base_offset,
-                size: s.size,
-                max_timestamp: s.index.max_timestamp,
-                offset_of_max_timestamp: s.index.offset_of_max_timestamp,
-                last_offset: s.last_offset,
-            })
-            .collect();
-        snapshot::write(&self.dir, &Snapshot::new(segments, &w.producers))
+        self.write_snapshot(&w.producers, false)
     }
 
     /// Removes the log's directory with everything in it (DeleteTopics); the handle
@@ -623,6 +712,7 @@ impl PartitionLog {
     pub fn delete(&self) -> Result<(), LogError> {
         let mut w = lock(&self.writer);
         w.closed = true;
+        self.deleted.store(true, Ordering::Release);
         std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))
     }
 }
@@ -658,11 +748,7 @@ pub(super) fn create_segment(
         unreachable!("two index files were just opened");
     };
     let seg = SegmentView {
-        file: Arc::new(SegmentFile {
-            base_offset: base,
-            path,
-            file,
-        }),
+        file: Arc::new(SegmentFile::new(base, path, file)?),
         size: 0,
         index: IndexBuilder::new(base, index_interval),
         last_offset: None,

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -73,7 +74,19 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         }
     }
 
-    let trusted = match snapshot::take(dir)? {
+    let snapshot = snapshot::take(dir)?;
+    // Segments the snapshot lists but the directory lacks were removed behind our back
+    // (a damaged tail cut by recovery is not that: Kafka reuses those offsets too).
+    let recorded_end = snapshot
+        .as_ref()
+        .filter(|s| {
+            s.offline
+                || s.segments
+                    .iter()
+                    .any(|m| log_bases.binary_search(&m.base).is_err())
+        })
+        .and_then(Snapshot::log_end_offset);
+    let trusted = match snapshot {
         Some(s) if matches_directory(dir, &s, &log_bases) => Some(s),
         Some(_) => {
             tracing::warn!(dir = %dir.display(), "segments changed since the clean shutdown; recovering");
@@ -81,15 +94,19 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         }
         None => None,
     };
-    open_segments(dir, config, log_bases, trusted)
+    open_segments(dir, config, log_bases, trusted, recorded_end)
 }
 
-/// Loads the segments (from the snapshot where trusted) and builds the handle.
+/// Loads the segments (from the snapshot where trusted) and builds the handle. The log
+/// end offset never goes below `recorded_end`, the one the last snapshot recorded: if
+/// segments went missing since, a new segment starts there, so that offsets already handed
+/// out (and perhaps committed by consumers) are never given to other records.
 fn open_segments(
     dir: &Path,
     config: LogConfig,
     mut log_bases: Vec<i64>,
     trusted: Option<Snapshot>,
+    recorded_end: Option<i64>,
 ) -> Result<PartitionLog, LogError> {
     let checkpoint = read_log_start(dir)?;
     let mut producers = trusted
@@ -137,14 +154,46 @@ fn open_segments(
             // what was cut, so recover everything from the log itself.
             tracing::warn!(dir = %dir.display(), "segment damaged since the clean shutdown; recovering");
             drop(segments);
-            return open_segments(dir, config, log_bases, None);
+            return open_segments(dir, config, log_bases, None, recorded_end);
         }
         if let Some(last) = seg.last_offset {
             next_expected = last + 1;
         }
         segments.insert(base, seg);
     }
-    if created {
+    let found_end = segments
+        .values()
+        .next_back()
+        .map_or(0, |s| s.last_offset.map_or(s.file.base_offset, |l| l + 1));
+    if let Some(recorded) = recorded_end.filter(|&r| r > found_end) {
+        tracing::error!(
+            dir = %dir.display(),
+            recorded_log_end_offset = recorded,
+            found_log_end_offset = found_end,
+            "segments of this log are missing: the last snapshot recorded a larger log end \
+             offset than the segments left hold; the log goes on from the recorded offset so \
+             that no offset is handed out twice (the missing records are lost)"
+        );
+        // An empty segment left where the lost ones started would hold the log end back.
+        let empty_last = segments
+            .last_key_value()
+            .filter(|(_, s)| s.size == 0)
+            .map(|(&b, _)| b);
+        if let Some(b) = empty_last {
+            segments.remove(&b);
+            for suffix in [
+                segment::LOG_SUFFIX,
+                segment::INDEX_SUFFIX,
+                segment::TIME_INDEX_SUFFIX,
+            ] {
+                segment::remove_file(&segment::file_path(dir, b, suffix))?;
+            }
+        }
+        let (seg, _, _) =
+            super::partition::create_segment(dir, recorded, config.index_interval_bytes)?;
+        segments.insert(recorded, seg);
+        segment::sync_dir(dir)?;
+    } else if created {
         segment::sync_dir(dir)?;
     }
 
@@ -211,6 +260,8 @@ fn open_segments(
         flushed_cv: Condvar::new(),
         cleaner: Mutex::new(Default::default()),
         hw,
+        offline: OnceLock::new(),
+        deleted: AtomicBool::new(false),
     })
 }
 
@@ -242,11 +293,7 @@ fn restore_segment(
     let path = segment::file_path(dir, meta.base, segment::LOG_SUFFIX);
     let file = segment::open_rw(&path)?;
     Ok(Some(SegmentView {
-        file: Arc::new(SegmentFile {
-            base_offset: meta.base,
-            path,
-            file,
-        }),
+        file: Arc::new(SegmentFile::new(meta.base, path, file)?),
         size: meta.size,
         index,
         last_offset: meta.last_offset,
@@ -272,11 +319,7 @@ fn load_segment(
     let path = segment::file_path(dir, base, segment::LOG_SUFFIX);
     let file = segment::open_rw(&path)?;
     let file_len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-    let seg = SegmentFile {
-        base_offset: base,
-        path,
-        file,
-    };
+    let seg = SegmentFile::new(base, path, file)?;
     let mut builder = IndexBuilder::new(base, config.index_interval_bytes);
     let mut last_offset = None;
     // The active segment is never compacted, so its offsets run without gaps from its

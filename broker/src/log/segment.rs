@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -44,9 +44,41 @@ pub(crate) struct SegmentFile {
     pub(crate) base_offset: i64,
     pub(crate) path: PathBuf,
     pub(crate) file: File,
+    /// Device and inode of the open file, to tell whether `path` still names it.
+    identity: (u64, u64),
 }
 
 impl SegmentFile {
+    /// Wraps an open file that `path` names (or will name, once a compaction's output is
+    /// renamed into place: a rename keeps the inode).
+    pub(crate) fn new(base_offset: i64, path: PathBuf, file: File) -> Result<Self, LogError> {
+        let meta = file.metadata().map_err(|e| LogError::io(&path, e))?;
+        Ok(SegmentFile {
+            base_offset,
+            identity: (meta.dev(), meta.ino()),
+            path,
+            file,
+        })
+    }
+
+    /// `Err` with what happened when the path no longer names the open file: it was
+    /// deleted, or replaced by another file. Writes to it would be lost at the next start.
+    pub(crate) fn check_still_at_path(&self) -> Result<(), String> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.identity => Ok(()),
+            Ok(_) => Err(format!(
+                "{} was replaced by another file",
+                self.path.display()
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(format!("{} was deleted", self.path.display()))
+            }
+            // Anything else (EACCES on the directory, EIO) says nothing about the file
+            // having been replaced; the writes themselves report real I/O failures.
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Reads exactly `buf.len()` bytes at `pos`.
     pub(crate) fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), LogError> {
         self.file

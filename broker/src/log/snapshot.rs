@@ -41,6 +41,10 @@ pub(crate) struct Snapshot {
     version: u32,
     pub(crate) segments: Vec<SegmentMeta>,
     producers: Vec<ProducerRow>,
+    /// Written when the log went offline (a file vanished under it): its log end offset
+    /// holds whatever the directory looks like at the next open.
+    #[serde(default)]
+    pub(crate) offline: bool,
 }
 
 impl Snapshot {
@@ -60,7 +64,16 @@ impl Snapshot {
             version: VERSION,
             segments,
             producers,
+            offline: false,
         }
+    }
+
+    /// The log end offset when the snapshot was written.
+    pub(crate) fn log_end_offset(&self) -> Option<i64> {
+        self.segments
+            .iter()
+            .map(|m| m.last_offset.map_or(m.base, |l| l + 1))
+            .max()
     }
 
     pub(crate) fn producers(&self) -> ProducerTable {

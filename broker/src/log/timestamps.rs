@@ -22,6 +22,7 @@ impl PartitionLog {
     /// The first offset (at or after the log start offset) whose record timestamp is
     /// `>= timestamp`, with that record's timestamp; `None` if there is none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        self.check_online()?;
         let (candidates, log_start) = {
             let v = self.view();
             let candidates: Vec<(Arc<SegmentFile>, u64, u64)> = v

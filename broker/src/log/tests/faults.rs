@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{open, small_config};
 use crate::log::testutil::{batch_of, decode};
-use crate::log::{LogConfig, PartitionLog};
+use crate::log::{LogConfig, LogError, PartitionLog};
 
 /// A closed log of several segments; returns its directory, the last segment's path and
 /// (position, base offset, last offset) of every batch in the last segment.
@@ -220,4 +220,88 @@ fn append_failing_on_a_full_disk_leaves_no_partial_batch() {
     let r = log.read(18, 1 << 20, true).unwrap();
     let offsets: Vec<i64> = decode(&r.records).iter().map(|r| r.0).collect();
     assert_eq!(offsets, vec![18, 19, 20, 21]);
+}
+
+#[test]
+fn deleted_active_segment_takes_the_log_offline_and_reopen_keeps_its_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config());
+    for i in 0..5 {
+        log.append(&mut batch_of(i, 2, 0, 10)).unwrap();
+    }
+    log.check_files().unwrap();
+    std::fs::remove_file(dir.path().join("00000000000000000000.log")).unwrap();
+    let err = log.check_files().unwrap_err();
+    assert!(
+        matches!(&err, LogError::Offline { reason, .. } if reason.contains("00000000000000000000.log was deleted")),
+        "{err}"
+    );
+    assert!(log.offline_reason().is_some());
+    assert!(matches!(
+        log.append(&mut batch_of(9, 1, 0, 10)),
+        Err(LogError::Offline { .. })
+    ));
+    assert!(matches!(
+        log.read(0, 1000, true),
+        Err(LogError::Offline { .. })
+    ));
+    assert!(matches!(log.flush(), Err(LogError::Offline { .. })));
+    drop(log);
+    let log = open(dir.path(), small_config());
+    assert_eq!(log.log_end_offset(), 10, "offsets 0..10 are never reused");
+    assert_eq!(log.log_start_offset(), 10);
+    assert_eq!(
+        log.append(&mut batch_of(10, 1, 0, 10)).unwrap().base_offset,
+        10
+    );
+}
+
+#[test]
+fn flush_refuses_to_acknowledge_into_a_replaced_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config());
+    log.append(&mut batch_of(0, 2, 0, 10)).unwrap();
+    log.flush().unwrap();
+    let info = log.append(&mut batch_of(1, 2, 0, 10)).unwrap();
+    // A copy put in its place: same name and content, another file.
+    let segment = dir.path().join("00000000000000000000.log");
+    let copy = dir.path().join("copy");
+    std::fs::copy(&segment, &copy).unwrap();
+    std::fs::rename(&copy, &segment).unwrap();
+    let err = log.flush_to(info.last_offset).unwrap_err();
+    assert!(
+        matches!(&err, LogError::Offline { reason, .. } if reason.contains("was replaced")),
+        "{err}"
+    );
+    // A crash now: the record written at the time of the loss is the one the next open
+    // goes on from.
+    std::mem::forget(log);
+    let log = open(dir.path(), small_config());
+    assert_eq!(log.log_end_offset(), 4);
+}
+
+#[test]
+fn reopen_after_every_segment_vanished_goes_on_from_the_recorded_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config());
+    for i in 0..40 {
+        log.append(&mut batch_of(i, 3, 0, 40)).unwrap();
+    }
+    assert!(log.segment_count() > 2);
+    log.close().unwrap();
+    drop(log);
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "log") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let log = open(dir.path(), small_config());
+    assert_eq!(log.log_end_offset(), 120);
+    assert_eq!(
+        log.append(&mut batch_of(99, 1, 0, 10)).unwrap().base_offset,
+        120
+    );
+    drop(log);
+    assert_eq!(open(dir.path(), small_config()).log_end_offset(), 121);
 }
