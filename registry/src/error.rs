@@ -81,6 +81,18 @@ pub enum RegistryError {
         /// The limit.
         limit: usize,
     },
+    /// 42209: a compatibility check that would need more work than one request may do.
+    #[error(
+        "Schema is too complex to check for compatibility: comparing it with version {version} of subject '{subject}' needs {bound}, the limit of one request"
+    )]
+    CompatibilityCheckTooLarge {
+        /// The subject checked against.
+        subject: String,
+        /// The version being compared when the limit was reached.
+        version: u32,
+        /// The bound reached, in words (`more than 5000000 comparisons of schema nodes`).
+        bound: String,
+    },
     /// 50001.
     #[error("Error in the backend data store - {0}")]
     Store(#[from] StoreError),
@@ -110,7 +122,8 @@ impl RegistryError {
             RegistryError::OperationNotPermitted(_) => 42205,
             RegistryError::ReferenceExists(..) => 42206,
             RegistryError::InvalidSubject => 42208,
-            RegistryError::SchemaTooLarge { .. } => 42209,
+            RegistryError::SchemaTooLarge { .. }
+            | RegistryError::CompatibilityCheckTooLarge { .. } => 42209,
             RegistryError::Store(_) => 50001,
             RegistryError::Timeout => 50002,
         }

@@ -39,7 +39,11 @@ pub fn check_reader_writer(
 ) -> Result<Vec<(String, String, String)>, String> {
     let reader = compat::Graph::parse(reader, &[]).map_err(|e| e.to_string())?;
     let writer = compat::Graph::parse(writer, &[]).map_err(|e| e.to_string())?;
-    Ok(compat::checker::check(&reader, &writer)
+    let unbounded = &mut compat::Budget::unlimited();
+    let report = compat::checker::check(&reader, &writer, unbounded, usize::MAX)
+        .map_err(|e| e.to_string())?;
+    Ok(report
+        .incompatibilities
         .into_iter()
         .map(|i| (i.kind.name().to_string(), i.location, i.message))
         .collect())

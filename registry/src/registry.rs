@@ -2,7 +2,10 @@
 //! read lock on the replayed [`State`]; the hot `/schemas/ids/{id}` lookup does not even do
 //! that, it reads the response body precomputed per id from a `DashMap`. Every change runs
 //! under one writer lock: decide the events from the current state, append them durably to
-//! the [`SchemaLog`], then apply them — the same `apply` a restart replays.
+//! the [`SchemaLog`], then apply them — the same `apply` a restart replays. Compatibility
+//! checks and parses of large schemas are CPU work whose cost a client chooses: they run on
+//! the blocking pool, a bounded number at once, each within a budget of comparisons and of
+//! memory ([`Options`]), never on the async workers that also serve Kafka.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,7 +15,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use serde::Deserialize;
 
-use crate::compat::{self, Graph, Level, Previous};
+use crate::compat::{self, Budget, Graph, Level, Previous};
 use crate::error::RegistryError;
 use crate::mode::Mode;
 use crate::schema;
@@ -29,6 +32,18 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// The Kafka cluster id reported by `/v1/metadata/id`.
     pub kafka_cluster_id: String,
+    /// Comparisons of schema nodes one compatibility check (of a registration or of
+    /// `/compatibility`) may make, over every version it compares with (42209 above).
+    pub max_compatibility_comparisons: u64,
+    /// Pairs of schema nodes the memo of one reader/writer check may hold, about 30 bytes
+    /// each (42209 above).
+    pub max_compatibility_pairs: usize,
+    /// Incompatibilities listed per compared version and direction; a message says when
+    /// there were more.
+    pub max_reported_incompatibilities: usize,
+    /// Compatibility checks and parses of large schemas running at once, on the blocking
+    /// pool; more wait their turn.
+    pub max_concurrent_checks: usize,
 }
 
 impl Default for Options {
@@ -37,6 +52,13 @@ impl Default for Options {
             max_schema_bytes: 1024 * 1024,
             max_body_bytes: 8 * 1024 * 1024,
             kafka_cluster_id: "strand".to_string(),
+            max_compatibility_comparisons: 5_000_000,
+            // Just under a power-of-two hash table's growth point: about 26 MB at most.
+            max_compatibility_pairs: 900_000,
+            max_reported_incompatibilities: 100,
+            max_concurrent_checks: std::thread::available_parallelism()
+                .map(|n| (n.get() / 2).max(1))
+                .unwrap_or(1),
         }
     }
 }
@@ -126,9 +148,82 @@ pub struct Registry {
     by_id: DashMap<u32, Bytes>,
     graphs: Mutex<HashMap<u32, Arc<Graph>>>,
     writer: tokio::sync::Mutex<()>,
+    /// Permits for work on the blocking pool (checks, large parses).
+    checks: Arc<tokio::sync::Semaphore>,
     /// Log position of the last append, for answers that must wait until it is durable.
     appended: AtomicI64,
     options: Options,
+}
+
+/// Schemas up to this size are parsed on the calling task (a few hundred microseconds at
+/// most); larger ones on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 16 * 1024;
+
+/// An earlier version a new schema is compared with, as gathered under the state lock.
+struct Against {
+    version: u32,
+    id: u32,
+    content: Arc<SchemaContent>,
+    /// Its graph when cached, else the referenced schema texts it needs to be parsed.
+    graph: Result<Arc<Graph>, Vec<String>>,
+}
+
+/// A check's messages, and the graphs of earlier versions it parsed (to cache).
+type Checked = (Vec<String>, Vec<(u32, Arc<Graph>)>);
+
+/// Everything a compatibility check needs, owned, so that it runs on the blocking pool.
+struct CheckJob {
+    subject: String,
+    level: Level,
+    against: Vec<Against>,
+    max_comparisons: u64,
+    max_pairs: usize,
+    max_reported: usize,
+}
+
+impl CheckJob {
+    /// Checks `new` (blocking); returns the messages and the graphs it had to parse.
+    fn run(self, new: &Graph) -> Result<Checked, RegistryError> {
+        let mut parsed = Vec::new();
+        let mut graphs = Vec::with_capacity(self.against.len());
+        for old in &self.against {
+            let graph = match &old.graph {
+                Ok(graph) => graph.clone(),
+                Err(resolved) => {
+                    let content = &old.content;
+                    let graph =
+                        schema::parse(&content.schema, &content.references, resolved)?.graph;
+                    parsed.push((old.id, graph.clone()));
+                    graph
+                }
+            };
+            graphs.push(graph);
+        }
+        let previous: Vec<Previous<'_>> = self
+            .against
+            .iter()
+            .zip(&graphs)
+            .map(|(old, graph)| Previous {
+                version: old.version,
+                schema_text: &old.content.schema,
+                graph,
+            })
+            .collect();
+        let mut budget = Budget::new(self.max_comparisons, self.max_pairs);
+        let messages =
+            compat::check_level(self.level, new, &previous, &mut budget, self.max_reported)
+                .map_err(|e| RegistryError::CompatibilityCheckTooLarge {
+                    subject: self.subject.clone(),
+                    version: e.version,
+                    bound: e.bound.to_string(),
+                })?;
+        Ok((messages, parsed))
+    }
+}
+
+/// The schema texts a request's references need.
+fn request_resolved(state: &State, request: &SchemaRequest) -> Result<Vec<String>, RegistryError> {
+    resolve_references(state, request.references.as_deref().unwrap_or(&[]))
 }
 
 /// Subjects may not be empty, hold control characters or be the reserved names.
@@ -175,6 +270,9 @@ impl Registry {
             by_id: DashMap::new(),
             graphs: Mutex::new(HashMap::new()),
             writer: tokio::sync::Mutex::new(()),
+            checks: Arc::new(tokio::sync::Semaphore::new(
+                options.max_concurrent_checks.max(1),
+            )),
             appended: AtomicI64::new(-1),
             options,
         };
@@ -224,22 +322,12 @@ impl Registry {
     ) -> Result<(String, Arc<Graph>), RegistryError> {
         let resolved = resolve_references(state, &content.references)?;
         let parsed = schema::parse(&content.schema, &content.references, &resolved)?;
-        Ok((parsed.identity, Arc::new(parsed.graph)))
+        Ok((parsed.identity, parsed.graph))
     }
 
-    fn graph(&self, state: &State, id: u32) -> Result<Arc<Graph>, RegistryError> {
-        if let Some(g) = self.graphs.lock().ok().and_then(|g| g.get(&id).cloned()) {
-            return Ok(g);
-        }
-        let content = state
-            .schemas
-            .get(&id)
-            .ok_or(RegistryError::SchemaIdNotFound(id))?;
-        let (_, graph) = self.parse_content(state, content)?;
-        if let Ok(mut graphs) = self.graphs.lock() {
-            graphs.insert(id, graph.clone());
-        }
-        Ok(graph)
+    /// The graph of a stored schema, if a compatibility check already parsed it.
+    fn cached_graph(&self, id: u32) -> Option<Arc<Graph>> {
+        self.graphs.lock().ok().and_then(|g| g.get(&id).cloned())
     }
 
     /// Appends events, then applies them; returns the log position to make durable (with
@@ -455,18 +543,43 @@ impl Registry {
         Ok(())
     }
 
-    fn parse_request(
+    /// Parses a request's schema whose references resolve to `resolved`: on the calling task
+    /// when it is small, on the blocking pool when it is large enough to hold a worker.
+    async fn parse_request(
         &self,
-        state: &State,
         request: &SchemaRequest,
+        resolved: Vec<String>,
     ) -> Result<schema::Parsed, RegistryError> {
+        let text = request.schema.clone().unwrap_or_default();
         let references = request.references.clone().unwrap_or_default();
-        let resolved = resolve_references(state, &references)?;
-        schema::parse(
-            request.schema.as_deref().unwrap_or(""),
-            &references,
-            &resolved,
-        )
+        if text.len() <= INLINE_PARSE_BYTES {
+            return schema::parse(&text, &references, &resolved);
+        }
+        self.off_workers(move || schema::parse(&text, &references, &resolved))
+            .await?
+    }
+
+    /// Runs CPU-heavy schema work on the blocking pool, at most
+    /// [`Options::max_concurrent_checks`] at once, so that it never holds an async worker
+    /// (and with it the Kafka listener) and cannot take every core.
+    async fn off_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        // The permit moves into the task: a request given up by its client still holds it
+        // until its work ends, so abandoned checks cannot pile up beyond the bound.
+        let permit = self
+            .checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RegistryError::Timeout)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| RegistryError::Store(crate::store::StoreError(e.to_string())))
     }
 
     /// Registers a schema under a subject and returns its global id.
@@ -478,15 +591,16 @@ impl Registry {
     ) -> Result<u32, RegistryError> {
         self.check_request(subject, request)?;
         let writer = self.writer.lock().await;
+        let resolved = {
+            let state = self.read();
+            Self::check_writable(&state, subject)?;
+            request_resolved(&state, request)?
+        };
+        // The state cannot change meanwhile: every change holds the writer lock.
+        let parsed = self.parse_request(request, resolved).await?;
         let decided = {
             let state = self.read();
             let mode = state.mode_for(subject);
-            if mode.read_only() {
-                return Err(RegistryError::OperationNotPermitted(format!(
-                    "Subject {subject} is in read-only mode"
-                )));
-            }
-            let parsed = self.parse_request(&state, request)?;
             let existing = state.identities.get(&parsed.identity).copied();
             let versions = state.subjects.get(subject);
             if let Some(id) = existing
@@ -497,11 +611,11 @@ impl Registry {
                 Err(id)
             } else {
                 Ok(self.decide_registration(
-                    &state, subject, request, normalize, mode, parsed, existing,
+                    &state, subject, request, normalize, mode, &parsed, existing,
                 )?)
             }
         };
-        let (events, id, parsed) = match decided {
+        let (events, id, check) = match decided {
             Ok(decided) => decided,
             Err(known) => {
                 // Already registered: answer once whatever was appended so far is durable,
@@ -511,10 +625,19 @@ impl Registry {
                 return Ok(known);
             }
         };
+        if let Some(check) = check {
+            let messages = self.run_check(check, parsed.graph.clone()).await?;
+            if !messages.is_empty() {
+                return Err(RegistryError::Incompatible {
+                    subject: subject.to_string(),
+                    messages,
+                });
+            }
+        }
         let position = self.commit(events).await?;
         drop(writer);
         if let Ok(mut graphs) = self.graphs.lock() {
-            graphs.entry(id).or_insert_with(|| Arc::new(parsed.graph));
+            graphs.entry(id).or_insert(parsed.graph);
         }
         {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
@@ -524,8 +647,8 @@ impl Registry {
         Ok(id)
     }
 
-    /// The events of a new registration, after the mode, id, version and compatibility
-    /// checks.
+    /// The events of a new registration, after the mode, id and version checks, and the
+    /// compatibility check still to run (none in IMPORT mode).
     #[allow(clippy::too_many_arguments)]
     fn decide_registration(
         &self,
@@ -534,9 +657,9 @@ impl Registry {
         request: &SchemaRequest,
         normalize: bool,
         mode: Mode,
-        parsed: schema::Parsed,
+        parsed: &schema::Parsed,
         existing: Option<u32>,
-    ) -> Result<(Vec<Event>, u32, schema::Parsed), RegistryError> {
+    ) -> Result<(Vec<Event>, u32, Option<CheckJob>), RegistryError> {
         let versions = state.subjects.get(subject);
         let import = mode == Mode::Import;
         let id = match (request.id, existing) {
@@ -590,16 +713,11 @@ impl Registry {
             }
             None => max_version + 1,
         };
-        if !import {
-            let level = state.level_for(subject);
-            let messages = self.check_against(state, subject, &parsed.graph, level, None)?;
-            if !messages.is_empty() {
-                return Err(RegistryError::Incompatible {
-                    subject: subject.to_string(),
-                    messages,
-                });
-            }
-        }
+        let check = if import {
+            None
+        } else {
+            self.check_job(state, subject, state.level_for(subject), None)?
+        };
         let mut events = Vec::new();
         if existing.is_none() {
             let references = request.references.clone().unwrap_or_default();
@@ -620,21 +738,21 @@ impl Registry {
             id,
             deleted: false,
         }));
-        Ok((events, id, parsed))
+        Ok((events, id, check))
     }
 
-    /// Compatibility messages of `graph` against the subject's versions under `level` (all
-    /// the level asks for, or just `only`).
-    fn check_against(
+    /// The check of a new schema against the versions of `subject` that `level` compares it
+    /// with (or just `only`), gathered under the state lock to run without it; none when
+    /// nothing is to be compared.
+    fn check_job(
         &self,
         state: &State,
         subject: &str,
-        graph: &Graph,
         level: Level,
         only: Option<(u32, u32)>,
-    ) -> Result<Vec<String>, RegistryError> {
+    ) -> Result<Option<CheckJob>, RegistryError> {
         if level == Level::None {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let mut chosen: Vec<(u32, u32)> = match only {
             Some(one) => vec![one],
@@ -644,28 +762,56 @@ impl Registry {
         if !level.transitive() {
             chosen.truncate(1);
         }
-        let mut graphs = Vec::with_capacity(chosen.len());
-        for (version, id) in &chosen {
+        if chosen.is_empty() {
+            return Ok(None);
+        }
+        let mut against = Vec::with_capacity(chosen.len());
+        for (version, id) in chosen {
             let content = state
                 .schemas
-                .get(id)
-                .ok_or(RegistryError::SchemaIdNotFound(*id))?;
-            graphs.push((*version, content.clone(), self.graph(state, *id)?));
-        }
-        let previous: Vec<Previous<'_>> = graphs
-            .iter()
-            .map(|(version, content, graph)| Previous {
-                version: *version,
-                schema_text: &content.schema,
+                .get(&id)
+                .cloned()
+                .ok_or(RegistryError::SchemaIdNotFound(id))?;
+            let graph = match self.cached_graph(id) {
+                Some(graph) => Ok(graph),
+                None => Err(resolve_references(state, &content.references)?),
+            };
+            against.push(Against {
+                version,
+                id,
+                content,
                 graph,
-            })
-            .collect();
-        Ok(compat::check_level(level, graph, &previous))
+            });
+        }
+        Ok(Some(CheckJob {
+            subject: subject.to_string(),
+            level,
+            against,
+            max_comparisons: self.options.max_compatibility_comparisons,
+            max_pairs: self.options.max_compatibility_pairs,
+            max_reported: self.options.max_reported_incompatibilities,
+        }))
+    }
+
+    /// Runs a compatibility check off the async workers; returns Confluent's messages, empty
+    /// when compatible, and keeps the graphs of earlier versions it had to parse.
+    async fn run_check(
+        &self,
+        check: CheckJob,
+        new: Arc<Graph>,
+    ) -> Result<Vec<String>, RegistryError> {
+        let (messages, parsed) = self.off_workers(move || check.run(&new)).await??;
+        if let Ok(mut graphs) = self.graphs.lock() {
+            for (id, graph) in parsed {
+                graphs.entry(id).or_insert(graph);
+            }
+        }
+        Ok(messages)
     }
 
     /// Tests a schema against a subject (all versions the level asks for, or one version);
     /// returns the messages, empty when compatible.
-    pub fn test_compatibility(
+    pub async fn test_compatibility(
         &self,
         subject: &str,
         spec: Option<VersionSpec>,
@@ -673,21 +819,30 @@ impl Registry {
         _normalize: bool,
     ) -> Result<Vec<String>, RegistryError> {
         self.check_request(subject, request)?;
-        let state = self.read();
-        let only = match spec {
-            Some(spec) => {
-                let (version, id, _) = Self::find_version(&state, subject, spec, false)?;
-                Some((version, id))
-            }
-            None => None,
+        let (only, resolved) = {
+            let state = self.read();
+            let only = match spec {
+                Some(spec) => {
+                    let (version, id, _) = Self::find_version(&state, subject, spec, false)?;
+                    Some((version, id))
+                }
+                None => None,
+            };
+            (only, request_resolved(&state, request)?)
         };
-        let parsed = self.parse_request(&state, request)?;
-        let level = state.level_for(subject);
-        self.check_against(&state, subject, &parsed.graph, level, only)
+        let parsed = self.parse_request(request, resolved).await?;
+        let check = {
+            let state = self.read();
+            self.check_job(&state, subject, state.level_for(subject), only)?
+        };
+        match check {
+            Some(check) => self.run_check(check, parsed.graph).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Finds the version of a subject holding this schema.
-    pub fn lookup(
+    pub async fn lookup(
         &self,
         subject: &str,
         request: &SchemaRequest,
@@ -695,13 +850,24 @@ impl Registry {
         deleted: bool,
     ) -> Result<SubjectVersion, RegistryError> {
         self.check_request(subject, request)?;
+        let resolved = {
+            let state = self.read();
+            if !state
+                .subjects
+                .get(subject)
+                .is_some_and(|vs| deleted || vs.values().any(|v| !v.deleted))
+            {
+                return Err(RegistryError::SubjectNotFound(subject.to_string()));
+            }
+            request_resolved(&state, request)?
+        };
+        let parsed = self.parse_request(request, resolved).await?;
         let state = self.read();
         let versions = state
             .subjects
             .get(subject)
             .filter(|vs| deleted || vs.values().any(|v| !v.deleted))
             .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
-        let parsed = self.parse_request(&state, request)?;
         let id = state
             .identities
             .get(&parsed.identity)

@@ -4,6 +4,8 @@
 //! aliases and docs, which matter to compatibility), the identity that decides whether two
 //! registrations are the same schema, and the graph the compatibility checker walks.
 
+use std::sync::Arc;
+
 use apache_avro::Schema;
 use serde_json::Value;
 
@@ -19,7 +21,7 @@ pub(crate) struct Parsed {
     /// Normalized form plus references: equal identities get the same id.
     pub identity: String,
     /// The graph for compatibility checks.
-    pub graph: Graph,
+    pub graph: Arc<Graph>,
 }
 
 /// Parses `text` whose references resolve to `resolved` (schema texts of the referenced
@@ -50,7 +52,7 @@ pub(crate) fn parse(
     Ok(Parsed {
         normalized,
         identity,
-        graph,
+        graph: Arc::new(graph),
     })
 }
 

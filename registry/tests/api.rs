@@ -743,3 +743,140 @@ async fn concurrent_registrations_get_distinct_ids_and_shared_schemas_one_id() {
     let (_, subjects) = api.call("GET", "/subjects", None).await;
     assert_eq!(subjects.as_array().unwrap().len(), 80);
 }
+
+/// The schema of issue 15's memory blow-up: a union of records `r0 … r(n-1)`, `r0` with one
+/// field of type `bottom`, each `r_i` with one field of type `r(i-1)`.
+fn record_chain(n: usize, bottom: &str) -> Value {
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            let ty = if i == 0 {
+                json!(bottom)
+            } else {
+                json!(format!("r{}", i - 1))
+            };
+            json!({"type": "record", "name": format!("r{i}"), "fields": [{"name": "f", "type": ty}]})
+        })
+        .collect();
+    Value::Array(records)
+}
+
+#[tokio::test]
+async fn record_chain_of_800_is_checked_with_its_reasons_and_registered() {
+    let api = Api::new();
+    let (int, long) = (record_chain(800, "int"), record_chain(800, "long"));
+    assert_eq!(api.register("chain", &int).await, (200, json!({"id": 1})));
+    let check = |schema: &Value| json!({"schema": schema.to_string()});
+    let latest = "/compatibility/subjects/chain/versions/latest?verbose=true";
+
+    // BACKWARD: the long chain reads the int chain's data (int promotes to long).
+    let (status, body) = api.call("POST", latest, Some(check(&long))).await;
+    assert_eq!(
+        (status, &body["is_compatible"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+
+    // FORWARD: the int chain cannot read longs, so no reader branch reads any writer
+    // branch. 800 reasons exist; the first 100 are listed, then a note, then the version.
+    api.call(
+        "PUT",
+        "/config/chain",
+        Some(json!({"compatibility": "FORWARD"})),
+    )
+    .await;
+    let (status, body) = api.call("POST", latest, Some(check(&long))).await;
+    assert_eq!(
+        (status, &body["is_compatible"]),
+        (200, &json!(false)),
+        "{body}"
+    );
+    let messages: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages[0],
+        "{errorType:'MISSING_UNION_BRANCH', description:'The old schema is missing a type inside a union field at path '/0' in the new schema', additionalInfo:'reader union lacking writer type: RECORD'}"
+    );
+    assert!(messages[99].contains("at path '/99'"), "{}", messages[99]);
+    assert_eq!(
+        messages[100],
+        "{truncated: 'only the first 100 incompatibilities are listed'}"
+    );
+    assert_eq!(messages[101], "{oldSchemaVersion: 1}");
+    assert_eq!(messages.len(), 104);
+
+    let (status, body) = api.register("chain", &long).await;
+    assert_eq!((status, error_code(&body)), (409, 409), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("MISSING_UNION_BRANCH") && message.contains("at path '/0'"),
+        "{}",
+        &message[..400]
+    );
+
+    api.call("DELETE", "/config/chain", None).await;
+    assert_eq!(api.register("chain", &long).await, (200, json!({"id": 2})));
+}
+
+#[tokio::test]
+async fn record_chain_of_2500_hits_the_check_bound_with_42209_and_registers_nothing() {
+    // 2 500 records (190 KB) need about 3 million pairs of nodes; 10 000 (710 KB) would
+    // need 50 million and are refused the same way, only later (see docs/registry.md).
+    let api = Api::new();
+    let (int, long) = (record_chain(2_500, "int"), record_chain(2_500, "long"));
+    assert_eq!(api.register("big", &int).await, (200, json!({"id": 1})));
+    let (status, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/big/versions/latest",
+            Some(json!({"schema": long.to_string()})),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (422, 42209), "{body}");
+    assert_eq!(
+        body["message"],
+        "Schema is too complex to check for compatibility: comparing it with version 1 of \
+         subject 'big' needs more than 900000 pairs of schema nodes in memory, the limit of \
+         one request"
+    );
+    let (status, body) = api.register("big", &long).await;
+    assert_eq!((status, error_code(&body)), (422, 42209), "{body}");
+    let (_, versions) = api.call("GET", "/subjects/big/versions", None).await;
+    assert_eq!(versions, json!([1]));
+}
+
+#[tokio::test]
+async fn comparison_budget_is_shared_by_the_versions_of_a_transitive_check() {
+    // Each version alone fits the comparisons of one request (about 15 000 here); all
+    // three do not.
+    let log: Arc<dyn SchemaLog> = Arc::new(MemoryLog::new());
+    let options = Options {
+        max_compatibility_comparisons: 30_000,
+        ..Options::default()
+    };
+    let api = Api {
+        app: router(Arc::new(Registry::open(log, options).unwrap())),
+    };
+    api.call("PUT", "/config", Some(json!({"compatibility": "NONE"})))
+        .await;
+    for bottom in ["long", "float", "double"] {
+        let (status, _) = api.register("t", &record_chain(100, bottom)).await;
+        assert_eq!(status, 200);
+    }
+    let int = json!({"schema": record_chain(100, "int").to_string()});
+    for (level, expected) in [("FORWARD", 200), ("FORWARD_TRANSITIVE", 422)] {
+        api.call("PUT", "/config/t", Some(json!({"compatibility": level})))
+            .await;
+        let (status, body) = api
+            .call(
+                "POST",
+                "/compatibility/subjects/t/versions",
+                Some(int.clone()),
+            )
+            .await;
+        assert_eq!(status, expected, "{level}: {body}");
+    }
+}

@@ -66,12 +66,14 @@ pub(super) async fn lookup(
     params: Params,
     JsonBody(request): JsonBody<SchemaRequest>,
 ) -> ApiResult {
-    let found = registry.lookup(
-        &subject,
-        &request,
-        params.flag("normalize"),
-        params.flag("deleted"),
-    )?;
+    let found = registry
+        .lookup(
+            &subject,
+            &request,
+            params.flag("normalize"),
+            params.flag("deleted"),
+        )
+        .await?;
     Ok(json(&found.to_json()))
 }
 
@@ -112,8 +114,9 @@ pub(super) async fn compatibility_all(
     params: Params,
     JsonBody(request): JsonBody<SchemaRequest>,
 ) -> ApiResult {
-    let messages =
-        registry.test_compatibility(&subject, None, &request, params.flag("normalize"))?;
+    let messages = registry
+        .test_compatibility(&subject, None, &request, params.flag("normalize"))
+        .await?;
     Ok(compatibility_response(messages, params.flag("verbose")))
 }
 
@@ -124,7 +127,8 @@ pub(super) async fn compatibility_version(
     JsonBody(request): JsonBody<SchemaRequest>,
 ) -> ApiResult {
     let spec = VersionSpec::parse(&version)?;
-    let messages =
-        registry.test_compatibility(&subject, Some(spec), &request, params.flag("normalize"))?;
+    let messages = registry
+        .test_compatibility(&subject, Some(spec), &request, params.flag("normalize"))
+        .await?;
     Ok(compatibility_response(messages, params.flag("verbose")))
 }

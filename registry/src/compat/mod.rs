@@ -7,13 +7,15 @@
 
 pub(crate) mod checker;
 pub(crate) mod model;
+#[cfg(test)]
+mod oracle;
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use checker::{Incompatibility, IncompatibilityType};
+pub(crate) use checker::{Budget, Incompatibility, IncompatibilityType};
 pub(crate) use model::Graph;
 
 /// A subject's compatibility level.
@@ -108,9 +110,26 @@ pub(crate) struct Previous<'a> {
     pub graph: &'a Graph,
 }
 
-/// Checks `new` against `previous` (newest first) under `level`; returns Confluent's verbose
-/// messages, empty when compatible. Only the versions the level asks for are compared.
-pub(crate) fn check_level(level: Level, new: &Graph, previous: &[Previous<'_>]) -> Vec<String> {
+/// A compatibility check that needed more than its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooComplex {
+    /// The version being compared when the budget ran out.
+    pub version: u32,
+    /// Which bound it hit.
+    pub bound: checker::BudgetExhausted,
+}
+
+/// Checks `new` against `previous` (newest first) under `level`, within `budget`; returns
+/// Confluent's verbose messages, empty when compatible, listing at most `max_reported`
+/// incompatibilities per version and direction. Only the versions the level asks for are
+/// compared.
+pub(crate) fn check_level(
+    level: Level,
+    new: &Graph,
+    previous: &[Previous<'_>],
+    budget: &mut Budget,
+    max_reported: usize,
+) -> Result<Vec<String>, TooComplex> {
     let mut messages = Vec::new();
     let count = if level.transitive() {
         previous.len()
@@ -119,15 +138,34 @@ pub(crate) fn check_level(level: Level, new: &Graph, previous: &[Previous<'_>]) 
     };
     for old in &previous[..count] {
         let mut found = Vec::new();
-        if level.backward() {
-            for i in checker::check(new, old.graph) {
-                found.push(describe(&i, Direction::Backward));
+        let mut run = |reader: &Graph, writer: &Graph, direction: Direction| {
+            let report = checker::check(reader, writer, budget, max_reported).map_err(|bound| {
+                TooComplex {
+                    version: old.version,
+                    bound,
+                }
+            })?;
+            tracing::debug!(
+                version = old.version,
+                pairs = report.memo_pairs,
+                incompatibilities = report.incompatibilities.len(),
+                "compatibility checked"
+            );
+            for i in &report.incompatibilities {
+                found.push(describe(i, direction));
             }
+            if report.truncated {
+                found.push(format!(
+                    "{{truncated: 'only the first {max_reported} incompatibilities are listed'}}"
+                ));
+            }
+            Ok(())
+        };
+        if level.backward() {
+            run(new, old.graph, Direction::Backward)?;
         }
         if level.forward() {
-            for i in checker::check(old.graph, new) {
-                found.push(describe(&i, Direction::Forward));
-            }
+            run(old.graph, new, Direction::Forward)?;
         }
         if !found.is_empty() {
             messages.extend(found);
@@ -138,7 +176,7 @@ pub(crate) fn check_level(level: Level, new: &Graph, previous: &[Previous<'_>]) 
             ));
         }
     }
-    messages
+    Ok(messages)
 }
 
 #[derive(Clone, Copy)]
@@ -195,10 +233,21 @@ mod tests {
     }
 
     fn kinds(reader: serde_json::Value, writer: serde_json::Value) -> Vec<IncompatibilityType> {
-        checker::check(&graph(reader), &graph(writer))
-            .into_iter()
-            .map(|i| i.kind)
-            .collect()
+        checker::check(
+            &graph(reader),
+            &graph(writer),
+            &mut Budget::unlimited(),
+            usize::MAX,
+        )
+        .unwrap()
+        .incompatibilities
+        .into_iter()
+        .map(|i| i.kind)
+        .collect()
+    }
+
+    fn check_level(level: Level, new: &Graph, previous: &[Previous<'_>]) -> Vec<String> {
+        super::check_level(level, new, previous, &mut Budget::unlimited(), 100).unwrap()
     }
 
     fn record(fields: serde_json::Value) -> serde_json::Value {
