@@ -83,6 +83,29 @@ pub struct SchemaRequest {
     pub version: Option<i64>,
 }
 
+/// Which subjects or versions a listing shows, as Confluent's `deleted` and `deletedOnly`
+/// query parameters choose (`deletedOnly` wins when both are given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupFilter {
+    /// Live ones only (the default).
+    Default,
+    /// Live and soft-deleted ones (`deleted=true`).
+    IncludeDeleted,
+    /// Soft-deleted ones only (`deletedOnly=true`).
+    DeletedOnly,
+}
+
+impl LookupFilter {
+    /// Whether an item, soft-deleted or not, is listed.
+    pub fn keeps(self, deleted: bool) -> bool {
+        match self {
+            LookupFilter::Default => !deleted,
+            LookupFilter::IncludeDeleted => true,
+            LookupFilter::DeletedOnly => deleted,
+        }
+    }
+}
+
 /// A version given in a path: a number, or the latest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionSpec {
@@ -406,13 +429,15 @@ impl Registry {
     }
 
     /// Subjects with a live version (or any, with `deleted`), filtered by prefix.
-    pub fn subjects(&self, prefix: &str, deleted: bool) -> Vec<String> {
+    pub fn subjects(&self, prefix: &str, filter: LookupFilter) -> Vec<String> {
         let state = self.read();
         state
             .subjects
             .iter()
             .filter(|(name, vs)| {
-                name.starts_with(prefix) && (deleted || vs.values().any(|v| !v.deleted))
+                // A subject is soft-deleted when none of its versions is live.
+                let deleted = !vs.values().any(|v| !v.deleted);
+                name.starts_with(prefix) && filter.keeps(deleted)
             })
             .map(|(name, _)| name.clone())
             .collect()
@@ -451,14 +476,14 @@ impl Registry {
     }
 
     /// The versions of a subject.
-    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<u32>, RegistryError> {
+    pub fn versions(&self, subject: &str, filter: LookupFilter) -> Result<Vec<u32>, RegistryError> {
         let state = self.read();
         let versions: Vec<u32> = state
             .subjects
             .get(subject)
             .map(|vs| {
                 vs.iter()
-                    .filter(|(_, v)| deleted || !v.deleted)
+                    .filter(|(_, v)| filter.keeps(v.deleted))
                     .map(|(n, _)| *n)
                     .collect()
             })

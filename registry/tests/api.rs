@@ -880,3 +880,47 @@ async fn comparison_budget_is_shared_by_the_versions_of_a_transitive_check() {
         assert_eq!(status, expected, "{level}: {body}");
     }
 }
+
+#[tokio::test]
+async fn deleted_only_lists_just_the_soft_deleted_subjects_and_versions() {
+    let api = Api::new();
+    api.register("live", &v1()).await;
+    api.register("gone", &v1()).await;
+    api.register("half", &v1()).await;
+    api.register("half", &v2()).await;
+    api.call("DELETE", "/subjects/gone", None).await;
+    api.call("DELETE", "/subjects/half/versions/1", None).await;
+    let list = |query: &'static str| {
+        let api = &api;
+        async move { api.call("GET", &format!("/subjects{query}"), None).await }
+    };
+    assert_eq!(list("").await, (200, json!(["half", "live"])));
+    assert_eq!(
+        list("?deleted=true").await,
+        (200, json!(["gone", "half", "live"]))
+    );
+    // A subject is soft-deleted when it has no live version left.
+    assert_eq!(list("?deletedOnly=true").await, (200, json!(["gone"])));
+    assert_eq!(
+        list("?deleted=true&deletedOnly=true").await,
+        (200, json!(["gone"]))
+    );
+    assert_eq!(
+        list("?deletedOnly=true&subjectPrefix=l").await,
+        (200, json!([]))
+    );
+    let versions = |query: &'static str| {
+        let api = &api;
+        async move {
+            api.call("GET", &format!("/subjects/half/versions{query}"), None)
+                .await
+        }
+    };
+    assert_eq!(versions("").await, (200, json!([2])));
+    assert_eq!(versions("?deleted=true").await, (200, json!([1, 2])));
+    assert_eq!(versions("?deletedOnly=true").await, (200, json!([1])));
+    let (status, body) = api
+        .call("GET", "/subjects/live/versions?deletedOnly=true", None)
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40401));
+}

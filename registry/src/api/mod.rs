@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::{RegistryError, status_of};
-use crate::registry::Registry;
+use crate::registry::{LookupFilter, Registry};
 
 /// The content type of every response.
 pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -210,6 +210,17 @@ impl Params {
     pub(crate) fn flag(&self, name: &str) -> bool {
         self.get(name)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// The listing filter of `deleted` and `deletedOnly`.
+    pub(crate) fn lookup_filter(&self) -> LookupFilter {
+        if self.flag("deletedOnly") {
+            LookupFilter::DeletedOnly
+        } else if self.flag("deleted") {
+            LookupFilter::IncludeDeleted
+        } else {
+            LookupFilter::Default
+        }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {

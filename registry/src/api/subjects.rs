@@ -9,7 +9,7 @@ use crate::registry::{SchemaRequest, VersionSpec};
 
 pub(super) async fn list(State(registry): State<Shared>, params: Params) -> ApiResult {
     let prefix = params.get("subjectPrefix").unwrap_or("");
-    Ok(json(&registry.subjects(prefix, params.flag("deleted"))))
+    Ok(json(&registry.subjects(prefix, params.lookup_filter())))
 }
 
 pub(super) async fn versions(
@@ -17,7 +17,7 @@ pub(super) async fn versions(
     PathParams(subject): PathParams<String>,
     params: Params,
 ) -> ApiResult {
-    Ok(json(&registry.versions(&subject, params.flag("deleted"))?))
+    Ok(json(&registry.versions(&subject, params.lookup_filter())?))
 }
 
 pub(super) async fn register(
