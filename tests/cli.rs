@@ -433,17 +433,40 @@ fn registered_order_schema_is_returned_and_decodes_avro_records() -> anyhow::Res
         "the same schema is not registered twice"
     );
 
-    // A line that does not fit the schema is refused before anything is sent.
-    let bad = server.run(
-        &["produce", "orders", "--avro-schema", avsc],
-        "{\"order_id\":\"o-3\"}\n",
-    )?;
-    assert!(!bad.success);
-    assert!(
-        bad.stderr.contains("line 1: does not fit the schema"),
-        "{}",
-        bad.stderr
-    );
+    // A line that does not fit the schema is refused before anything is sent, naming the
+    // field and what was wrong with it in plain words.
+    for (line, error) in [
+        (
+            r#"{"order_id":"o-3"}"#,
+            "error: line 1, field customer_id: missing, and the schema gives it no default",
+        ),
+        (
+            r#"{"order_id":"o-3","customer_id":"c-1","amount_cents":"five","currency":"EUR","created_at":0}"#,
+            r#"error: line 1, field amount_cents: expected a long, got the string "five""#,
+        ),
+        (
+            r#"{"order_id":"o-3","customer_id":"c-1","amount_cents":5,"currency":"EUR","created_at":0,"colour":"red"}"#,
+            "error: line 1, field colour: record Order has no such field",
+        ),
+        (
+            "[1, 2]",
+            "error: line 1: expected a record Order (a JSON object), got an array",
+        ),
+    ] {
+        let bad = server.run(
+            &["produce", "orders", "--avro-schema", avsc],
+            &format!("{line}\n"),
+        )?;
+        assert!(!bad.success);
+        assert!(
+            bad.stderr.lines().any(|l| l == error),
+            "{line}: {}",
+            bad.stderr
+        );
+    }
+    let sent = server.ok(&["topics", "describe", "orders", "--json"], "")?;
+    let sent: serde_json::Value = serde_json::from_str(&sent.stdout)?;
+    assert_eq!(sent["partitions"][0]["high_watermark"], 3, "{sent}");
 
     server.ok(&["schemas", "delete", "orders-value"], "")?;
     let missing = server.run(&["schemas", "get", "orders-value"], "")?;

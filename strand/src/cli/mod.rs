@@ -6,6 +6,7 @@
 
 mod consume;
 mod groups;
+mod json_avro;
 mod produce;
 mod schemas;
 mod table;

@@ -15,6 +15,7 @@ use strand_client::{
 };
 use tokio::io::AsyncBufReadExt;
 
+use super::json_avro::JsonSchema;
 use super::{KafkaArgs, RegistryArgs};
 
 /// Flags of `strand produce`.
@@ -43,7 +44,7 @@ pub struct ProduceArgs {
 
 /// Turns JSON values into Confluent-framed Avro for `--avro-schema`.
 struct JsonToAvro {
-    schema: Schema,
+    schema: JsonSchema,
     serializer: AvroSerializer,
 }
 
@@ -58,14 +59,23 @@ impl JsonToAvro {
             schema.clone(),
             AvroSerializerConfig::default(),
         );
+        let schema = JsonSchema::new(schema)
+            .with_context(|| format!("{} has an unresolvable named type", path.display()))?;
         Ok(JsonToAvro { schema, serializer })
     }
 
-    async fn encode(&self, topic: &str, json: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let json: serde_json::Value = serde_json::from_slice(json).context("not JSON")?;
-        let value = apache_avro::types::Value::try_from(json)
-            .and_then(|v| v.resolve(&self.schema))
-            .map_err(|e| anyhow::anyhow!("does not fit the schema: {e}"))?;
+    /// Line `number`'s JSON as framed Avro; a line that does not fit says where and why
+    /// (`line 3, field amount_cents: expected a long, got the string "five"`).
+    async fn encode(&self, topic: &str, number: u64, json: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let json: serde_json::Value =
+            serde_json::from_slice(json).with_context(|| format!("line {number}: not JSON"))?;
+        let value = self.schema.to_avro(json).map_err(|e| {
+            if e.path.is_empty() {
+                anyhow::anyhow!("line {number}: {}", e.problem)
+            } else {
+                anyhow::anyhow!("line {number}, {e}")
+            }
+        })?;
         Ok(self.serializer.serialize_value(topic, &value).await?)
     }
 }
@@ -204,11 +214,7 @@ async fn read_and_send(
             None => (None, text),
         };
         let value = match avro {
-            Some(avro) => Bytes::from(
-                avro.encode(&args.topic, value)
-                    .await
-                    .with_context(|| format!("line {number}"))?,
-            ),
+            Some(avro) => Bytes::from(avro.encode(&args.topic, number, value).await?),
             None => Bytes::copy_from_slice(value),
         };
         let mut record = ProducerRecord::new(&args.topic, value);
