@@ -924,3 +924,52 @@ async fn deleted_only_lists_just_the_soft_deleted_subjects_and_versions() {
         .await;
     assert_eq!((status, error_code(&body)), (404, 40401));
 }
+
+#[tokio::test]
+async fn listings_page_with_offset_and_limit_and_filter_ids_by_subject() {
+    let api = Api::new();
+    for subject in ["a", "b", "c"] {
+        api.register(subject, &v1()).await;
+        api.register(subject, &v2()).await;
+    }
+    let get = |uri: &'static str| {
+        let api = &api;
+        async move { api.call("GET", uri, None).await }
+    };
+    assert_eq!(get("/subjects?offset=1").await, (200, json!(["b", "c"])));
+    assert_eq!(get("/subjects?offset=1&limit=1").await, (200, json!(["b"])));
+    assert_eq!(
+        get("/subjects?limit=-1").await,
+        (200, json!(["a", "b", "c"]))
+    );
+    assert_eq!(get("/subjects?limit=0").await, (200, json!([])));
+    assert_eq!(get("/subjects?offset=5").await, (200, json!([])));
+    assert_eq!(
+        get("/subjects/b/versions?offset=1").await,
+        (200, json!([2]))
+    );
+    let (_, body) = get("/schemas?latestOnly=true&offset=2").await;
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body[0]["subject"], "c");
+    assert_eq!(
+        get("/schemas/ids/1/versions?limit=2").await,
+        (
+            200,
+            json!([{"subject": "a", "version": 1}, {"subject": "b", "version": 1}])
+        )
+    );
+    assert_eq!(
+        get("/schemas/ids/1/versions?subject=b").await,
+        (200, json!([{"subject": "b", "version": 1}]))
+    );
+    assert_eq!(
+        get("/schemas/ids/2/subjects?subject=c").await,
+        (200, json!(["c"]))
+    );
+    assert_eq!(
+        get("/schemas/ids/2/subjects?offset=1&limit=1").await,
+        (200, json!(["b"]))
+    );
+    let (status, body) = get("/subjects?limit=many").await;
+    assert_eq!((status, error_code(&body)), (404, 404));
+}

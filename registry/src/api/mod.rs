@@ -212,6 +212,27 @@ impl Params {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
+    /// Confluent's pagination of a listing: `offset` items skipped (0 by default, a negative
+    /// one counts as 0), then at most `limit` (all when absent or negative). A value that is
+    /// not an integer is Jersey's 404, as Confluent answers.
+    pub(crate) fn page<T>(&self, items: Vec<T>) -> Result<Vec<T>, ApiError> {
+        let number = |name: &str| -> Result<Option<i64>, ApiError> {
+            match self.get(name) {
+                None => Ok(None),
+                Some(text) => text
+                    .trim()
+                    .parse::<i32>()
+                    .map(|n| Some(i64::from(n)))
+                    .map_err(|_| ApiError::new(404, "HTTP 404 Not Found")),
+            }
+        };
+        let offset = usize::try_from(number("offset")?.unwrap_or(0)).unwrap_or(0);
+        let limit = number("limit")?
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(usize::MAX);
+        Ok(items.into_iter().skip(offset).take(limit).collect())
+    }
+
     /// The listing filter of `deleted` and `deletedOnly`.
     pub(crate) fn lookup_filter(&self) -> LookupFilter {
         if self.flag("deletedOnly") {

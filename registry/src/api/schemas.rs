@@ -41,9 +41,10 @@ pub(super) async fn versions_of_id(
     let versions: Vec<serde_json::Value> = registry
         .id_versions(id, params.flag("deleted"))?
         .into_iter()
+        .filter(|(subject, _)| params.get("subject").is_none_or(|s| s == subject))
         .map(|(subject, version)| serde_json::json!({"subject": subject, "version": version}))
         .collect();
-    Ok(json(&versions))
+    Ok(json(&params.page(versions)?))
 }
 
 pub(super) async fn subjects_of_id(
@@ -56,9 +57,10 @@ pub(super) async fn subjects_of_id(
         .id_versions(id, params.flag("deleted"))?
         .into_iter()
         .map(|(subject, _)| subject)
+        .filter(|subject| params.get("subject").is_none_or(|s| s == subject))
         .collect();
     subjects.dedup();
-    Ok(json(&subjects))
+    Ok(json(&params.page(subjects)?))
 }
 
 pub(super) async fn types() -> ApiResult {
@@ -75,5 +77,5 @@ pub(super) async fn list(State(registry): State<Shared>, params: Params) -> ApiR
         .iter()
         .map(|v| v.to_json())
         .collect();
-    Ok(json(&all))
+    Ok(json(&params.page(all)?))
 }

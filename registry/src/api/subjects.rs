@@ -9,7 +9,8 @@ use crate::registry::{SchemaRequest, VersionSpec};
 
 pub(super) async fn list(State(registry): State<Shared>, params: Params) -> ApiResult {
     let prefix = params.get("subjectPrefix").unwrap_or("");
-    Ok(json(&registry.subjects(prefix, params.lookup_filter())))
+    let subjects = registry.subjects(prefix, params.lookup_filter());
+    Ok(json(&params.page(subjects)?))
 }
 
 pub(super) async fn versions(
@@ -17,7 +18,8 @@ pub(super) async fn versions(
     PathParams(subject): PathParams<String>,
     params: Params,
 ) -> ApiResult {
-    Ok(json(&registry.versions(&subject, params.lookup_filter())?))
+    let versions = registry.versions(&subject, params.lookup_filter())?;
+    Ok(json(&params.page(versions)?))
 }
 
 pub(super) async fn register(
