@@ -187,14 +187,16 @@ async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
 // ---- the server ----
 
 /// Serves the controller listener: answers the voters' Raft RPCs with `raft`. Runs until
-/// the listener fails or the task is dropped.
+/// its task is aborted, which also closes every connection it accepted.
 pub async fn serve(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
     identity: Identity,
     voters: BTreeMap<RaftNodeId, String>,
 ) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -203,7 +205,7 @@ pub async fn serve(
             }
         };
         let (raft, identity, voters) = (raft.clone(), identity.clone(), voters.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(e) = serve_connection(stream, &raft, &identity, &voters).await {
                 match e {
                     FrameError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
