@@ -973,3 +973,27 @@ async fn listings_page_with_offset_and_limit_and_filter_ids_by_subject() {
     let (status, body) = get("/subjects?limit=many").await;
     assert_eq!((status, error_code(&body)), (404, 404));
 }
+
+#[tokio::test]
+async fn octet_stream_bodies_are_read_as_json_as_confluent_does() {
+    let api = Api::new();
+    let body = json!({"schema": v1().to_string()}).to_string();
+    let (status, text) = api
+        .raw(
+            "POST",
+            "/subjects/s/versions",
+            Some(body.clone()),
+            Some("application/octet-stream"),
+        )
+        .await;
+    assert_eq!((status, text.as_str()), (200, r#"{"id":1}"#));
+    let (status, text) = api
+        .raw(
+            "POST",
+            "/subjects/s",
+            Some(body),
+            Some("application/octet-stream"),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+}

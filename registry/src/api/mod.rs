@@ -25,11 +25,14 @@ use crate::registry::{LookupFilter, Registry};
 /// The content type of every response.
 pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-/// Request content types accepted (any parameters such as `charset` aside).
-const ACCEPTED_TYPES: [&str; 3] = [
+/// Request content types accepted (any parameters such as `charset` aside), all read as
+/// JSON: Confluent's resources also consume `application/octet-stream` (its "generic
+/// request"), which some HTTP clients send by default.
+const ACCEPTED_TYPES: [&str; 4] = [
     "application/vnd.schemaregistry.v1+json",
     "application/vnd.schemaregistry+json",
     "application/json",
+    "application/octet-stream",
 ];
 
 /// The OpenAPI document of this API.
