@@ -846,16 +846,28 @@ impl Registry {
         self.check_request(subject, request)?;
         let (only, resolved) = {
             let state = self.read();
+            // As Confluent: the latest version of a subject with no live version is nothing
+            // to be incompatible with; a numbered one that does not exist is 40402.
             let only = match spec {
-                Some(spec) => {
-                    let (version, id, _) = Self::find_version(&state, subject, spec, false)?;
-                    Some((version, id))
-                }
+                Some(spec) => match Self::find_version(&state, subject, spec, false) {
+                    Ok((version, id, _)) => Some(Some((version, id))),
+                    Err(RegistryError::SubjectNotFound(_)) => match spec {
+                        VersionSpec::Latest => Some(None),
+                        VersionSpec::Number(n) => return Err(RegistryError::VersionNotFound(n)),
+                    },
+                    Err(e) => return Err(e),
+                },
                 None => None,
             };
             (only, request_resolved(&state, request)?)
         };
+        // The schema must be valid even when there is nothing to compare it with.
         let parsed = self.parse_request(request, resolved).await?;
+        let only = match only {
+            Some(None) => return Ok(Vec::new()),
+            Some(one) => one,
+            None => None,
+        };
         let check = {
             let state = self.read();
             self.check_job(&state, subject, state.level_for(subject), only)?

@@ -240,14 +240,47 @@ async fn compatibility_endpoint_reports_verbose_messages() {
         )
         .await;
     assert_eq!(body, json!({"is_compatible": true}));
+    // As Confluent: nothing to be incompatible with, unless a numbered version is named.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/new/versions/latest?verbose=true",
+            Some(ok.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"is_compatible": true, "messages": []}))
+    );
+    let (status, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/new/versions/1",
+            Some(ok.clone()),
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40402));
     let (status, body) = api
         .call(
             "POST",
             "/compatibility/subjects/new/versions/latest",
-            Some(ok),
+            Some(json!({"schema": "{\"type\": \"nope\"}"})),
         )
         .await;
-    assert_eq!((status, error_code(&body)), (404, 40401));
+    assert_eq!((status, error_code(&body)), (422, 42201));
+    api.call("DELETE", "/subjects/s", None).await;
+    let (_, body) = api
+        .call(
+            "POST",
+            "/compatibility/subjects/s/versions/latest",
+            Some(req.clone()),
+        )
+        .await;
+    assert_eq!(body, json!({"is_compatible": true}));
+    let (status, body) = api
+        .call("POST", "/compatibility/subjects/s/versions/1", Some(req))
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40402));
 }
 
 #[tokio::test]
