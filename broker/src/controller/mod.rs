@@ -48,6 +48,12 @@ pub use records::{
 use network::{Identity, Network};
 use store::{Applied, Proposal, RaftNodeId, StoreError, TypeConfig};
 
+/// How long a new leader may take to apply the log before it decides anything.
+const DECISION_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a proposal may take to be committed and applied.
+const PROPOSAL_WAIT: Duration = Duration::from_secs(15);
+
 /// How many producer ids a block holds (Kafka's `ProducerIdsBlock` size).
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
@@ -70,6 +76,10 @@ pub struct ControllerConfig {
     /// The Raft election timeout; each election waits a random time between this and twice
     /// this (`controller.quorum.election.timeout.ms`, 1 s by default like Kafka).
     pub raft_election_timeout: Duration,
+    /// How many log entries are applied between two snapshots of the image; the entries
+    /// a snapshot covers are then dropped from the log, and a voter that lags behind them
+    /// is sent the snapshot.
+    pub snapshot_after_entries: u64,
 }
 
 impl ControllerConfig {
@@ -87,6 +97,7 @@ impl ControllerConfig {
             broker_session_timeout: Duration::from_secs(9),
             raft_heartbeat_interval: Duration::from_millis(200),
             raft_election_timeout: Duration::from_secs(1),
+            snapshot_after_entries: 1000,
         }
     }
 }
@@ -232,8 +243,8 @@ impl Controller {
             heartbeat_interval: config.raft_heartbeat_interval.as_millis() as u64,
             election_timeout_min: election,
             election_timeout_max: election * 2,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
-            max_in_snapshot_log_to_keep: 100,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries.max(1)),
+            max_in_snapshot_log_to_keep: config.snapshot_after_entries.min(100),
             ..Config::default()
         }
         .validate()
@@ -541,18 +552,30 @@ impl Controller {
     }
 
     /// Takes the decision lock once this node is the leader and its image holds every
-    /// committed record (a new leader may not have applied all of them yet).
+    /// record committed before its term. A new leader may not have applied them yet: it
+    /// has once it applied an entry of its own term (openraft commits a blank one at
+    /// election), since that entry follows all of them. Within the lock, every proposal
+    /// is applied before the next decision reads the image.
     async fn decide(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, ControllerError> {
         self.ensure_leader()?;
         let guard = self.inner.decide.lock().await;
-        self.inner.raft.ensure_linearizable().await.map_err(|e| {
-            match e.forward_to_leader::<BasicNode>() {
-                Some(forward) => ControllerError::NotController {
-                    leader: forward.leader_id.and_then(|id| BrokerId::try_from(id).ok()),
-                },
-                None => ControllerError::Raft(e.to_string()),
+        let mut metrics = self.inner.raft.metrics();
+        let term = metrics.borrow().current_term;
+        let caught_up = metrics.wait_for(|m| {
+            m.current_term != term
+                || !m.state.is_leader()
+                || m.last_applied.is_some_and(|l| l.leader_id.term == term)
+        });
+        match tokio::time::timeout(DECISION_WAIT, caught_up).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Err(ControllerError::Raft("the Raft node has stopped".into())),
+            Err(_) => {
+                return Err(ControllerError::Raft(
+                    "the new leader has not applied the log yet".into(),
+                ));
             }
-        })?;
+        }
+        self.ensure_leader()?;
         Ok(guard)
     }
 
@@ -561,7 +584,15 @@ impl Controller {
         if records.is_empty() {
             return Ok(());
         }
-        match self.inner.raft.client_write(Proposal { records }).await {
+        let write = self.inner.raft.client_write(Proposal { records });
+        // A leader cut off from the majority never commits; the caller hears of it in
+        // bounded time (the proposal may still commit later if the leader recovers).
+        let Ok(written) = tokio::time::timeout(PROPOSAL_WAIT, write).await else {
+            return Err(ControllerError::Raft(
+                "the proposal was not committed in time".into(),
+            ));
+        };
+        match written {
             Ok(response) => match response.data {
                 Applied::Applied | Applied::Nothing => Ok(()),
                 Applied::Rejected { error, .. } => Err(rejection(error)),

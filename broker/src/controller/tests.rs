@@ -58,6 +58,7 @@ fn config(
     config.broker_session_timeout = Duration::from_secs(2);
     config.raft_heartbeat_interval = Duration::from_millis(50);
     config.raft_election_timeout = Duration::from_millis(300);
+    config.snapshot_after_entries = 5;
     config
 }
 
@@ -239,6 +240,13 @@ async fn three_controllers_elect_replicate_fail_over_catch_up_and_fence() {
 
     // The leader goes away: another takes over with the same image.
     let old = leader.node_id();
+    let old_last_index = leader
+        .inner
+        .raft
+        .metrics()
+        .borrow()
+        .last_log_index
+        .unwrap_or(0);
     quorum.stop(old).await;
     let leader = quorum.leader().await;
     assert_ne!(leader.node_id(), old);
@@ -250,11 +258,31 @@ async fn three_controllers_elect_replicate_fail_over_catch_up_and_fence() {
         leader.create_topic("payments", 2, 3, None, BTreeMap::new())
     })
     .await;
+    // Enough further changes that the leader snapshots and drops the entries the stopped
+    // node lacks: it can only catch up from a snapshot.
+    for i in 0..12 {
+        leader
+            .create_topic(&format!("extra-{i}"), 1, 2, None, BTreeMap::new())
+            .await
+            .unwrap();
+    }
+    wait_for(
+        "the leader has purged log entries past what the stopped node has",
+        || {
+            let metrics = leader.inner.raft.metrics();
+            let purged = metrics.borrow().purged.map(|p| p.index);
+            purged.is_some_and(|p| p > old_last_index)
+        },
+    )
+    .await;
 
     // The old leader restarts from its directory and catches up, including what it missed.
     quorum.restart(old).await;
     wait_for("the restarted node has caught up", || {
-        quorum.node(old).image().topic(payments).is_some() && topic_everywhere(&quorum, "orders", 6)
+        let image = quorum.node(old).image();
+        image.topic(payments).is_some()
+            && image.topic_by_name("extra-11").is_some()
+            && topic_everywhere(&quorum, "orders", 6)
     })
     .await;
 
@@ -355,6 +383,64 @@ async fn alter_partition_and_producer_ids_go_through_the_leader() {
     for node in quorum.running() {
         node.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_voter_is_its_own_controller_and_keeps_its_metadata_across_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let voters = BTreeMap::from([(1, address.clone())]);
+    let node = Controller::start(config(1, dir.path(), &voters), listener)
+        .await
+        .unwrap();
+    wait_for("the single voter leads", || node.is_leader()).await;
+    let registration = RegisterBroker {
+        node_id: 1,
+        incarnation_id: Uuid::new_v4(),
+        host: "127.0.0.1".into(),
+        port: 9092,
+        rack: None,
+        roles: Roles {
+            broker: true,
+            controller: true,
+        },
+    };
+    let epoch = node.register_broker(registration).await.unwrap();
+    assert_eq!(
+        node.heartbeat(1, epoch).await,
+        Ok(HeartbeatAnswer { fenced: false })
+    );
+    assert_eq!(
+        node.heartbeat(1, epoch + 1).await.unwrap_err().error_code(),
+        77,
+        "STALE_BROKER_EPOCH"
+    );
+    let topic_id = node
+        .create_topic("solo", 3, 1, None, BTreeMap::new())
+        .await
+        .unwrap();
+    node.create_partitions("solo", 5, None).await.unwrap();
+    assert_eq!(
+        node.create_partitions("solo", 4, None)
+            .await
+            .unwrap_err()
+            .error_code(),
+        37
+    );
+    node.shutdown().await;
+
+    let listener = TcpListener::bind(&address).await.unwrap();
+    let node = Controller::start(config(1, dir.path(), &voters), listener)
+        .await
+        .unwrap();
+    wait_for("the restarted voter has replayed its log", || {
+        node.image()
+            .topic(topic_id)
+            .is_some_and(|t| t.partitions.len() == 5)
+    })
+    .await;
+    node.shutdown().await;
 }
 
 #[tokio::test]
