@@ -1030,3 +1030,52 @@ async fn octet_stream_bodies_are_read_as_json_as_confluent_does() {
         .await;
     assert_eq!(status, 200, "{text}");
 }
+
+#[tokio::test]
+async fn accept_is_negotiated_as_confluent_does() {
+    let api = Api::new();
+    api.register("s", &v1()).await;
+    let get = |accept: &'static str| {
+        let app = api.app.clone();
+        async move {
+            let request = Request::builder()
+                .uri("/subjects/s/versions")
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (
+                status,
+                content_type,
+                serde_json::from_slice::<Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    assert_eq!(
+        get("application/json").await,
+        (200, "application/json".into(), json!([1]))
+    );
+    assert_eq!(
+        get("application/vnd.schemaregistry+json").await,
+        (
+            200,
+            "application/vnd.schemaregistry+json".into(),
+            json!([1])
+        )
+    );
+    assert_eq!(get("*/*").await, (200, CT.into(), json!([1])));
+    let (status, content_type, body) = get("application/vnd.schemaregistry.v2+json").await;
+    assert_eq!((status, content_type.as_str()), (406, CT));
+    assert_eq!(
+        body,
+        json!({"error_code": 406, "message": "HTTP 406 Not Acceptable"})
+    );
+}

@@ -22,8 +22,17 @@ use serde::de::DeserializeOwned;
 use crate::error::{RegistryError, status_of};
 use crate::registry::{LookupFilter, Registry};
 
-/// The content type of every response.
+/// The content type of every response, unless the request's `Accept` prefers another of
+/// [`PRODUCED`].
 pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// The media types responses can be given, with the weights Confluent's resources declare
+/// (Jersey's `qs`), which break ties between equally acceptable types.
+const PRODUCED: [(&str, f32); 3] = [
+    (CONTENT_TYPE, 1.0),
+    ("application/vnd.schemaregistry+json", 0.9),
+    ("application/json", 0.5),
+];
 
 /// Request content types accepted (any parameters such as `charset` aside), all read as
 /// JSON: Confluent's resources also consume `application/octet-stream` (its "generic
@@ -107,7 +116,75 @@ pub fn router(registry: Arc<Registry>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(negotiate))
         .with_state(registry)
+}
+
+/// Content negotiation as Jersey does it for Confluent: the response takes the produced
+/// type the request's `Accept` rates highest (then the one Confluent prefers); a request that
+/// accepts none of them gets 406. The OpenAPI document is always `application/json`.
+async fn negotiate(request: Request, next: axum::middleware::Next) -> Response {
+    let chosen = match request.headers().get(header::ACCEPT) {
+        _ if request.uri().path() == "/openapi.json" => None,
+        None => None,
+        Some(accept) => match choose(accept.to_str().unwrap_or("")) {
+            Some(chosen) => Some(chosen),
+            None => return ApiError::new(406, "HTTP 406 Not Acceptable").into_response(),
+        },
+    };
+    let mut response = next.run(request).await;
+    if let Some(chosen) = chosen.filter(|c| *c != CONTENT_TYPE)
+        && response.headers().get(header::CONTENT_TYPE)
+            == Some(&HeaderValue::from_static(CONTENT_TYPE))
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(chosen));
+    }
+    response
+}
+
+/// The produced type an `Accept` header rates highest, or none when it accepts none. Each
+/// produced type takes the quality of the most specific range matching it; ranges that do
+/// not parse are skipped, and a header with no range that parses accepts anything.
+fn choose(accept: &str) -> Option<&'static str> {
+    let mut parsed_any = false;
+    let mut best: Option<(f32, f32, &'static str)> = None;
+    for (produced, weight) in PRODUCED {
+        let (kind, sub) = produced.split_once('/').unwrap_or((produced, ""));
+        let mut quality: Option<(u8, f32)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let Some((range_kind, range_sub)) = media.split_once('/') else {
+                continue;
+            };
+            parsed_any = true;
+            let specificity = match (range_kind, range_sub) {
+                (k, s) if k == kind && s == sub => 2,
+                (k, "*") if k == kind => 1,
+                ("*", "*") => 0,
+                _ => continue,
+            };
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").map(str::trim))
+                .find_map(|v| v.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if quality.is_none_or(|(known, _)| specificity > known) {
+                quality = Some((specificity, q));
+            }
+        }
+        if let Some((_, q)) = quality.filter(|(_, q)| *q > 0.0)
+            && best.is_none_or(|(bq, bw, _)| (q, weight) > (bq, bw))
+        {
+            best = Some((q, weight, produced));
+        }
+    }
+    match best {
+        Some((_, _, chosen)) => Some(chosen),
+        None if !parsed_any => Some(CONTENT_TYPE),
+        None => None,
+    }
 }
 
 async fn root() -> Response {
@@ -316,5 +393,35 @@ impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
             Err(e) if e.is_data() => Err(ApiError::new(422, format!("Unprocessable entity: {e}"))),
             Err(e) => Err(ApiError::new(400, format!("Unexpected JSON: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose;
+
+    #[test]
+    fn accept_picks_the_highest_rated_produced_type() {
+        assert_eq!(choose("*/*"), Some(super::CONTENT_TYPE));
+        assert_eq!(choose("application/json"), Some("application/json"));
+        assert_eq!(choose("application/*"), Some(super::CONTENT_TYPE));
+        assert_eq!(
+            choose("application/json, application/vnd.schemaregistry+json;q=0.9"),
+            Some("application/json")
+        );
+        assert_eq!(
+            choose(
+                "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json"
+            ),
+            Some(super::CONTENT_TYPE)
+        );
+        assert_eq!(
+            choose("application/json;q=0, */*;q=0.1"),
+            Some(super::CONTENT_TYPE)
+        );
+        assert_eq!(choose("application/vnd.schemaregistry.v2+json"), None);
+        assert_eq!(choose("text/html"), None);
+        assert_eq!(choose("application/json;q=0"), None);
+        assert_eq!(choose("garbage"), Some(super::CONTENT_TYPE));
     }
 }
