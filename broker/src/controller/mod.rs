@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -157,6 +158,8 @@ struct Inner {
     decide: tokio::sync::Mutex<()>,
     session_timeout: Duration,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Set by [`Controller::shutdown`]: openraft's metrics keep their last values after.
+    stopped: AtomicBool,
 }
 
 /// The controller's identity file, like Kafka's `meta.properties`.
@@ -252,6 +255,7 @@ impl Controller {
         let identity = Identity {
             cluster_id: config.cluster_id.clone(),
             node_id: raft_id,
+            voters: config.voters.clone(),
         };
         let raft = Raft::new(
             raft_id,
@@ -262,12 +266,7 @@ impl Controller {
         )
         .await
         .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
-        let server = tokio::spawn(network::serve(
-            listener,
-            raft.clone(),
-            identity,
-            config.voters.clone(),
-        ));
+        let server = tokio::spawn(network::serve(listener, raft.clone(), identity));
 
         let initialized = raft
             .is_initialized()
@@ -299,6 +298,7 @@ impl Controller {
                 decide: tokio::sync::Mutex::new(()),
                 session_timeout: config.broker_session_timeout,
                 tasks: Mutex::new(vec![server]),
+                stopped: AtomicBool::new(false),
             }),
         };
         let fencer = tokio::spawn(fence_expired_brokers(Arc::downgrade(&controller.inner)));
@@ -313,10 +313,16 @@ impl Controller {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Stops this voter: its Raft node, its listener and its background work.
+    /// Stops this voter: its Raft node, its listener and its background work. When it
+    /// returns, the controller address is free again.
     pub async fn shutdown(&self) {
-        for task in self.tasks().drain(..) {
+        self.inner.stopped.store(true, Ordering::Release);
+        let tasks: Vec<JoinHandle<()>> = self.tasks().drain(..).collect();
+        for task in tasks {
             task.abort();
+            // Aborting only asks; waiting for the task to end releases the listener and
+            // closes the connections, so the address can be bound again.
+            let _ = task.await;
         }
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "controller: Raft did not shut down cleanly");
@@ -330,6 +336,9 @@ impl Controller {
 
     /// Whether this node is the active controller.
     pub fn is_leader(&self) -> bool {
+        if self.inner.stopped.load(Ordering::Acquire) {
+            return false;
+        }
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow();
         metrics.state.is_leader()

@@ -106,6 +106,17 @@ pub struct Identity {
     pub cluster_id: String,
     /// This node's id.
     pub node_id: RaftNodeId,
+    /// The voters as this node was configured: every voter must be given the same list.
+    pub voters: BTreeMap<RaftNodeId, String>,
+}
+
+/// `1@host:port,2@host:port` for messages.
+fn voters_text(voters: &BTreeMap<RaftNodeId, String>) -> String {
+    voters
+        .iter()
+        .map(|(id, address)| format!("{id}@{address}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,6 +125,7 @@ enum Request {
         cluster_id: String,
         from: RaftNodeId,
         to: RaftNodeId,
+        voters: BTreeMap<RaftNodeId, String>,
     },
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<RaftNodeId>),
@@ -188,12 +200,7 @@ async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
 
 /// Serves the controller listener: answers the voters' Raft RPCs with `raft`. Runs until
 /// its task is aborted, which also closes every connection it accepted.
-pub async fn serve(
-    listener: TcpListener,
-    raft: Raft<TypeConfig>,
-    identity: Identity,
-    voters: BTreeMap<RaftNodeId, String>,
-) {
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, identity: Identity) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -204,9 +211,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let (raft, identity, voters) = (raft.clone(), identity.clone(), voters.clone());
+        let (raft, identity) = (raft.clone(), identity.clone());
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, &raft, &identity, &voters).await {
+            if let Err(e) = serve_connection(stream, &raft, &identity).await {
                 match e {
                     FrameError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
                     e => tracing::warn!(%peer, error = %e, "controller connection closed"),
@@ -220,7 +227,6 @@ async fn serve_connection(
     mut stream: TcpStream,
     raft: &Raft<TypeConfig>,
     identity: &Identity,
-    voters: &BTreeMap<RaftNodeId, String>,
 ) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
     let Some(hello) = read_frame::<_, Request>(&mut stream).await? else {
@@ -230,6 +236,7 @@ async fn serve_connection(
         cluster_id,
         from,
         to,
+        voters,
     } = hello
     else {
         return Err(FrameError::Malformed(
@@ -250,9 +257,15 @@ async fn serve_connection(
         Some(format!(
             "another process uses node id {from}: node ids must be unique"
         ))
-    } else if !voters.contains_key(&from) {
+    } else if !identity.voters.contains_key(&from) {
         Some(format!(
             "node {from} is not in this node's controller.quorum.voters"
+        ))
+    } else if voters != identity.voters {
+        Some(format!(
+            "node {from} has controller.quorum.voters {}, this node {}: every voter must be given the same list",
+            voters_text(&voters),
+            voters_text(&identity.voters)
         ))
     } else {
         None
@@ -334,6 +347,7 @@ impl Peer {
             cluster_id: self.identity.cluster_id.clone(),
             from: self.identity.node_id,
             to: self.target,
+            voters: self.identity.voters.clone(),
         };
         write_frame(&mut stream, &hello).await?;
         match read_frame::<_, Response>(&mut stream).await? {

@@ -248,6 +248,10 @@ async fn three_controllers_elect_replicate_fail_over_catch_up_and_fence() {
         .last_log_index
         .unwrap_or(0);
     quorum.stop(old).await;
+    assert!(
+        !leader.is_leader(),
+        "a stopped controller does not claim to lead"
+    );
     let leader = quorum.leader().await;
     assert_ne!(leader.node_id(), old);
     assert_eq!(

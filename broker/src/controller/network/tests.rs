@@ -60,40 +60,47 @@ struct Node {
     _dir: TempDir,
     raft: Raft<TypeConfig>,
     address: String,
+    voters: BTreeMap<RaftNodeId, String>,
 }
 
 /// Node 1 of cluster "c1", voters 1 and 2, serving its controller listener.
 async fn node() -> Node {
     let dir = TempDir::new().unwrap();
     let (log, machine) = store::open(dir.path()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let voters = BTreeMap::from([(1, address.clone()), (2, "127.0.0.1:1".to_string())]);
     let identity = Identity {
         cluster_id: "c1".into(),
         node_id: 1,
+        voters: voters.clone(),
     };
     let config = Arc::new(Config::default().validate().unwrap());
     let raft = Raft::new(1, config, Network::new(identity.clone()), log, machine)
         .await
         .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let voters = BTreeMap::from([(1, address.clone()), (2, "127.0.0.1:1".to_string())]);
-    tokio::spawn(serve(listener, raft.clone(), identity, voters));
+    tokio::spawn(serve(listener, raft.clone(), identity));
     Node {
         _dir: dir,
         raft,
         address,
+        voters,
     }
 }
 
-fn peer(cluster_id: &str, from: RaftNodeId, to: RaftNodeId, address: &str) -> Peer {
-    Peer {
-        identity: Identity {
+impl Node {
+    fn peer(&self, cluster_id: &str, from: RaftNodeId, to: RaftNodeId) -> Peer {
+        let identity = Identity {
             cluster_id: cluster_id.into(),
             node_id: from,
-        },
-        target: to,
-        address: address.into(),
-        connection: None,
+            voters: self.voters.clone(),
+        };
+        Peer {
+            identity,
+            target: to,
+            address: self.address.clone(),
+            connection: None,
+        }
     }
 }
 
@@ -111,7 +118,7 @@ fn term(raft: &Raft<TypeConfig>) -> u64 {
 #[tokio::test]
 async fn a_vote_travels_over_one_reused_connection() {
     let node = node().await;
-    let mut peer = peer("c1", 2, 1, &node.address);
+    let mut peer = node.peer("c1", 2, 1);
     let option = RPCOption::new(Duration::from_secs(5));
     let response = peer
         .vote(VoteRequest::new(Vote::new(5, 2), None), option.clone())
@@ -131,31 +138,36 @@ async fn a_vote_travels_over_one_reused_connection() {
 }
 
 #[tokio::test]
-async fn a_node_of_another_cluster_is_refused_with_a_clear_message() {
+async fn a_node_of_another_cluster_or_voter_list_is_refused_with_a_clear_message() {
     let node = node().await;
-    let error = peer("other", 2, 1, &node.address)
-        .connect()
-        .await
-        .unwrap_err();
+    let error = node.peer("other", 2, 1).connect().await.unwrap_err();
     assert!(
         error.to_string().contains("belongs to cluster other"),
         "{error}"
     );
-    let error = peer("c1", 2, 3, &node.address).connect().await.unwrap_err();
+    let error = node.peer("c1", 2, 3).connect().await.unwrap_err();
     assert!(
         error.to_string().contains("this is node 1, not node 3"),
         "{error}"
     );
-    let error = peer("c1", 1, 1, &node.address).connect().await.unwrap_err();
+    let error = node.peer("c1", 1, 1).connect().await.unwrap_err();
     assert!(
         error.to_string().contains("another process uses node id 1"),
         "{error}"
     );
-    let error = peer("c1", 9, 1, &node.address).connect().await.unwrap_err();
+    let error = node.peer("c1", 9, 1).connect().await.unwrap_err();
     assert!(
         error
             .to_string()
             .contains("not in this node's controller.quorum.voters"),
+        "{error}"
+    );
+    let mut disagreeing = node.peer("c1", 2, 1);
+    disagreeing.identity.voters.insert(3, "127.0.0.1:2".into());
+    let error = disagreeing.connect().await.unwrap_err().to_string();
+    assert!(
+        error.contains("every voter must be given the same list")
+            && error.contains("3@127.0.0.1:2"),
         "{error}"
     );
 }
@@ -189,7 +201,7 @@ async fn malformed_and_oversized_frames_close_the_connection_and_change_nothing(
     assert!(closed_by_server(&mut stream).await);
 
     // After a good handshake, a malformed request.
-    let mut good = peer("c1", 2, 1, &node.address).connect().await.unwrap();
+    let mut good = node.peer("c1", 2, 1).connect().await.unwrap();
     good.write_all(&[0, 0, 0, 2, b'[', b']']).await.unwrap();
     assert!(closed_by_server(&mut good).await);
 
