@@ -19,14 +19,14 @@ pub enum RegistryError {
     /// 40403, by lookup under a subject.
     #[error("Schema not found")]
     SchemaNotFound,
-    /// 40404.
-    #[error("Subject '{0}' was soft deleted. Set permanent=true to delete permanently")]
+    /// 40404. Confluent's wording exactly, missing space included: clients match on it.
+    #[error("Subject '{0}' was soft deleted.Set permanent=true to delete permanently")]
     SubjectSoftDeleted(String),
     /// 40405.
     #[error("Subject '{0}' was not deleted first before being permanently deleted")]
     SubjectNotSoftDeleted(String),
-    /// 40406.
-    #[error("Subject '{0}' Version {1} was soft deleted. Set permanent=true to delete permanently")]
+    /// 40406, in Confluent's wording exactly.
+    #[error("Subject '{0}' Version {1} was soft deleted.Set permanent=true to delete permanently")]
     VersionSoftDeleted(String, u32),
     /// 40407.
     #[error("Subject '{0}' Version {1} was not deleted first before being permanently deleted")]

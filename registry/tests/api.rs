@@ -373,6 +373,10 @@ async fn soft_then_hard_delete_with_confluent_codes_and_ids_never_reused() {
     );
     let (status, body) = api.call("DELETE", "/subjects/s/versions/1", None).await;
     assert_eq!((status, error_code(&body)), (404, 40406));
+    assert_eq!(
+        body["message"],
+        "Subject 's' Version 1 was soft deleted.Set permanent=true to delete permanently"
+    );
     let (status, body) = api.call("GET", "/subjects/s/versions/1", None).await;
     assert_eq!((status, error_code(&body)), (404, 40402));
     let (_, body) = api
@@ -384,6 +388,10 @@ async fn soft_then_hard_delete_with_confluent_codes_and_ids_never_reused() {
     assert_eq!(api.call("DELETE", "/subjects/s", None).await.1, json!([2]));
     let (status, body) = api.call("DELETE", "/subjects/s", None).await;
     assert_eq!((status, error_code(&body)), (404, 40404));
+    assert_eq!(
+        body["message"],
+        "Subject 's' was soft deleted.Set permanent=true to delete permanently"
+    );
     let (status, body) = api.call("GET", "/subjects/s/versions", None).await;
     assert_eq!((status, error_code(&body)), (404, 40401));
     assert_eq!(
