@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::ClusterError;
-use crate::log::{CleanupPolicy, LogConfig};
+use crate::log::{CleanupPolicy, LogConfig, ProducePolicy};
 
 /// Broker-wide defaults that a topic's configs fall back to.
 #[derive(Debug, Clone, PartialEq)]
@@ -334,6 +334,14 @@ impl TopicConfig {
             .get("max.message.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(defaults.max_message_bytes)
+    }
+
+    /// What this topic asks of produced batches: size, compression and timestamps.
+    pub fn produce_policy(&self, defaults: &TopicDefaults) -> ProducePolicy {
+        ProducePolicy {
+            max_message_bytes: self.max_message_bytes(defaults),
+            ..ProducePolicy::default()
+        }
     }
 
     /// The settings of this topic's partition logs.

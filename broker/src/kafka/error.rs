@@ -9,6 +9,8 @@ use crate::log::LogError;
 pub(crate) fn log_error(e: &LogError) -> ResponseError {
     match e {
         LogError::CorruptBatch { .. } => ResponseError::CorruptMessage,
+        LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,

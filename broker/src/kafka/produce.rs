@@ -5,8 +5,11 @@
 //!
 //! Checks before the log sees a batch: the topic exists and is not internal, each batch
 //! fits `max.message.bytes` (`MESSAGE_TOO_LARGE`) and its length fields add up
-//! (`CORRUPT_MESSAGE`); the log then verifies CRC32C and the idempotent producer's
-//! sequence. Errors are per partition; the other partitions of the request proceed.
+//! (`CORRUPT_MESSAGE`). Then, on the blocking thread, [`crate::log::prepare`] reads
+//! every record (decompressing, bounded), applies the topic's `compression.type` and
+//! `message.timestamp.*` configs (`CORRUPT_MESSAGE`, `INVALID_TIMESTAMP`), and the log
+//! verifies the idempotent producer's sequence. Errors are per partition; the other
+//! partitions of the request proceed.
 
 use std::sync::Arc;
 
@@ -20,7 +23,7 @@ use super::dispatch::{Reply, RequestContext};
 use super::error::{internal_error, log_error};
 use super::lookup;
 use crate::cluster::CONSUMER_OFFSETS;
-use crate::log::{AppendInfo, LogError, PartitionLog, ReadBuf};
+use crate::log::{AppendInfo, LogError, PartitionLog, ProducePolicy, ReadBuf, TimestampType};
 
 /// One partition's append, prepared on the async side and run on a blocking thread.
 struct Job {
@@ -29,6 +32,8 @@ struct Job {
     log: Arc<PartitionLog>,
     /// A copy the log may rewrite (it assigns offsets in place).
     batches: ReadBuf,
+    /// What the topic's configs ask of the batches.
+    policy: ProducePolicy,
 }
 
 /// Answers Produce.
@@ -68,18 +73,17 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
                 let log = topic
                     .partition(p.index)
                     .ok_or(ResponseError::UnknownTopicOrPartition)?;
-                let max = topic
-                    .config()
-                    .max_message_bytes(broker.cluster().defaults());
-                check_batches(p.records.as_ref(), max)?;
-                Ok(log)
+                let policy = topic.config().produce_policy(broker.cluster().defaults());
+                check_batches(p.records.as_ref(), policy.max_message_bytes)?;
+                Ok((log, policy))
             });
             match checked {
-                Ok(log) => jobs.push(Job {
+                Ok((log, policy)) => jobs.push(Job {
                     topic: ti,
                     partition: pi,
                     log,
                     batches: crate::log::BUFFERS.copy_of(p.records.as_deref().unwrap_or_default()),
+                    policy,
                 }),
                 Err(e) => resp = resp.with_error_code(e.code()),
             }
@@ -106,7 +110,10 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
         }
     };
     if acks != -1 || !ctx.broker.config().acks_all_fsync {
-        let results = results.into_iter().map(|(t, p, r, _)| (t, p, r)).collect();
+        let results = results
+            .into_iter()
+            .map(|(t, p, r, _, time)| (t, p, r, time))
+            .collect();
         fill(version, &mut responses, results);
         return finish(version, acks, responses, None);
     }
@@ -114,7 +121,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
     // the connection goes on with the next requests, whose appends the same fsyncs cover.
     let flushes: Vec<_> = results
         .into_iter()
-        .map(|(t, p, result, log)| {
+        .map(|(t, p, result, log, time)| {
             let dir = log.dir().to_path_buf();
             let flush = match &result {
                 // A retried duplicate waits for its first append's fsync too.
@@ -124,12 +131,12 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
                 }
                 Err(_) => None,
             };
-            (t, p, result, flush, dir)
+            (t, p, result, flush, dir, time)
         })
         .collect();
     Reply::Later(Box::pin(async move {
         let mut results = Vec::with_capacity(flushes.len());
-        for (t, p, result, flush, dir) in flushes {
+        for (t, p, result, flush, dir, time) in flushes {
             let result = match (result, flush) {
                 (Ok(info), Some(flush)) => match flush.await {
                     Ok(Ok(())) => Ok(info),
@@ -138,7 +145,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
                 },
                 (result, _) => result,
             };
-            results.push((t, p, result));
+            results.push((t, p, result, time));
         }
         fill(version, &mut responses, results);
         finish(version, acks, responses, None)
@@ -149,15 +156,16 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
 fn fill(
     version: i16,
     responses: &mut [TopicProduceResponse],
-    results: Vec<(usize, usize, Result<AppendInfo, LogError>)>,
+    results: Vec<(usize, usize, Result<AppendInfo, LogError>, i64)>,
 ) {
-    for (ti, pi, result) in results {
+    for (ti, pi, result, log_append_time) in results {
         let topic = &mut responses[ti];
         let resp = &mut topic.partition_responses[pi];
         match result {
             Ok(info) => {
                 resp.base_offset = info.base_offset;
                 resp.log_start_offset = info.log_start_offset;
+                resp.log_append_time_ms = log_append_time;
             }
             Err(e) => {
                 tracing::debug!(topic = %topic.name.as_str(), partition = resp.index, "produce failed: {e}");
@@ -211,20 +219,32 @@ fn finish(
     ))
 }
 
-/// One partition's append result, with where its response goes and the log it went to.
+/// One partition's append result, with where its response goes, the log it went to and
+/// its `log_append_time_ms` (-1 unless the topic uses `LogAppendTime`).
 type Appended = (
     usize,
     usize,
     Result<AppendInfo, LogError>,
     Arc<PartitionLog>,
+    i64,
 );
 
-/// Runs the appends, in request order, on a blocking thread.
+/// Validates and appends, in request order, on a blocking thread (decompression and
+/// recompression included).
 fn append_all(jobs: Vec<Job>) -> Vec<Appended> {
     jobs.into_iter()
         .map(|mut job| {
-            let result = job.log.append(job.batches.as_mut_slice());
-            (job.topic, job.partition, result, job.log)
+            let now = crate::broker::now_ms();
+            let log_append_time = match job.policy.timestamp_type {
+                TimestampType::LogAppendTime => now,
+                TimestampType::CreateTime => -1,
+            };
+            let result = match crate::log::prepare(job.batches.as_mut_slice(), &job.policy, now) {
+                Ok(None) => job.log.append(job.batches.as_mut_slice()),
+                Ok(Some(mut rewritten)) => job.log.append(&mut rewritten),
+                Err(e) => Err(e),
+            };
+            (job.topic, job.partition, result, job.log, log_append_time)
         })
         .collect()
 }

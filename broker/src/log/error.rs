@@ -13,6 +13,23 @@ pub enum LogError {
         /// What check failed.
         reason: String,
     },
+    /// A batch would be larger than allowed once decompressed or recompressed; nothing
+    /// was written.
+    #[error("record batch at byte {position} of the request is too large: {reason}")]
+    BatchTooLarge {
+        /// Byte position of the batch within the appended buffer.
+        position: usize,
+        /// Which size passed which bound.
+        reason: String,
+    },
+    /// A record's timestamp is outside what the topic allows; nothing was written.
+    #[error("record batch at byte {position} of the request: {reason}")]
+    InvalidTimestamp {
+        /// Byte position of the batch within the appended buffer.
+        position: usize,
+        /// Which timestamp and which bound.
+        reason: String,
+    },
     /// A read asked for an offset outside `[log start offset, log end offset]`.
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {

@@ -38,6 +38,11 @@
 //! `log-start-offset`); `compaction` keeps the newest record per key for
 //! `cleanup.policy=compact`, never touching the active segment and never changing offsets.
 //!
+//! **Produce validation** (`validate`, `compression`): before a produced batch reaches
+//! the log, [`prepare`] reads its records (decompressing under a bound), refuses what
+//! Kafka's LogValidator refuses, and applies the topic's `compression.type` and
+//! `message.timestamp.type`; batches are otherwise stored as sent.
+//!
 //! Files by concept: `batch` (the batch header and its checks), `segment` (segment files
 //! and walking their batches), `index` (the two sparse indexes), `partition` (the handle,
 //! its locks, append/read/flush), `producer`, `recovery`, `snapshot`, `retention`,
@@ -46,6 +51,7 @@
 mod batch;
 mod buffers;
 mod compaction;
+mod compression;
 mod config;
 mod error;
 mod index;
@@ -61,12 +67,15 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 mod timestamps;
+mod validate;
 
 pub use batch::BatchHeader;
 pub(crate) use buffers::{POOL as BUFFERS, ReadBuf, pooled};
 pub use compaction::CompactionReport;
+pub use compression::Codec;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::LogError;
 pub use keyed::encode_keyed_batch;
 pub use partition::{AppendInfo, PartitionLog, ReadResult};
 pub use retention::RetentionReport;
+pub use validate::{ProducePolicy, TimestampType, TopicCompression, decompressed_limit, prepare};
