@@ -412,8 +412,14 @@ impl Controller {
         self.note_heartbeat(node_id);
         if broker.fenced {
             let _decision = self.decide().await?;
-            let records = self.image().unfence_records(node_id);
-            self.propose(records).await?;
+            let image = self.image();
+            // The broker may have registered again while this waited for the lock.
+            if image
+                .broker(node_id)
+                .is_some_and(|b| b.broker_epoch == broker_epoch)
+            {
+                self.propose(image.unfence_records(node_id)).await?;
+            }
         }
         Ok(HeartbeatAnswer {
             fenced: self.image().broker(node_id).is_none_or(|b| b.fenced),

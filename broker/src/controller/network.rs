@@ -208,6 +208,9 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, identity: Iden
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "controller listener: accept failed");
+                // Out of file descriptors and the like: give the process a moment rather
+                // than spin on the error.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
