@@ -256,7 +256,7 @@ fn produced_lines_are_consumed_back_with_their_keys() -> anyhow::Result<()> {
         .collect();
     let produced = server.ok(&["produce", "lines", "--key-separator", ":"], &input)?;
     assert!(
-        produced.stderr.contains("produced 30 record(s) to lines"),
+        produced.stderr.contains("produced 30 records to lines"),
         "{}",
         produced.stderr
     );
@@ -599,6 +599,53 @@ fn groups_show_members_committed_offsets_and_lag() -> anyhow::Result<()> {
     server.ok(&["groups", "delete", "readers"], "")?;
     let listed = server.ok(&["groups", "list"], "")?;
     assert!(!listed.stdout.contains("readers"), "{}", listed.stdout);
+    Ok(())
+}
+
+#[test]
+fn messages_are_plain_lines_with_plurals_and_logs_have_no_colour_codes() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    let created = server.ok(&["topics", "create", "one", "--partitions", "1"], "")?;
+    assert_eq!(created.stderr, "created topic one with 1 partition\n");
+    let created = server.ok(&["topics", "create", "two", "--partitions", "2"], "")?;
+    assert_eq!(created.stderr, "created topic two with 2 partitions\n");
+    let produced = server.ok(&["produce", "one"], "a\n")?;
+    assert_eq!(
+        produced.stderr,
+        "produced 1 record to one (partition:records 0:1)\n"
+    );
+    let produced = server.ok(&["produce", "one"], "b\nc\n")?;
+    assert_eq!(
+        produced.stderr,
+        "produced 2 records to one (partition:records 0:2)\n"
+    );
+    let altered = server.ok(
+        &[
+            "topics",
+            "alter-config",
+            "one",
+            "--set",
+            "retention.ms=60000",
+        ],
+        "",
+    )?;
+    assert_eq!(altered.stderr, "altered 1 config of topic one\n");
+    // stderr is a pipe here, not a terminal: log lines carry no colour codes. (The
+    // client logs its retries of an unreachable broker at debug.)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let logged = run(
+        &["topics", "list", "--retry-timeout-ms", "300"],
+        "",
+        &[
+            ("STRAND_BOOTSTRAP", &format!("127.0.0.1:{port}")),
+            ("STRAND_LOG", "debug"),
+        ],
+    )?;
+    assert!(!logged.success, "{}", logged.stderr);
+    assert!(logged.stderr.contains("DEBUG"), "{}", logged.stderr);
+    assert!(!logged.stderr.contains('\x1b'), "{:?}", logged.stderr);
     Ok(())
 }
 

@@ -6,6 +6,8 @@ mod config;
 mod schemas_log;
 mod serve;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 
 // A Kafka request announcing billions of elements must fail its decoding, not abort us.
@@ -43,6 +45,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only help a terminal; in a file or a pipe they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::Serve(args) => config::ServeConfig::resolve(*args).and_then(serve::run),

@@ -13,7 +13,7 @@ use strand_client::{
     AvroDeserializer, ConsumerConfig, ConsumerRecord, OffsetReset, RawConsumer, TopicPartition,
 };
 
-use super::{KafkaArgs, RegistryArgs};
+use super::{KafkaArgs, RegistryArgs, count};
 
 /// Flags of `strand consume`.
 #[derive(Debug, Args)]
@@ -121,7 +121,7 @@ async fn consume_loop(
         let records = tokio::select! {
             records = consumer.poll(wait) => records?,
             _ = &mut interrupt => {
-                tracing::info!("interrupted after {printed} records");
+                eprintln!("interrupted after {}", count(printed, "record"));
                 return Ok(());
             }
         };

@@ -107,6 +107,15 @@ pub fn run(command: ClientCommand) -> anyhow::Result<()> {
     })
 }
 
+/// A count with its noun in the right number: `1 record`, `2 records`.
+pub(crate) fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Parses `key=value`.
 pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -118,6 +127,13 @@ pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(count(0, "record"), "0 records");
+        assert_eq!(count(1, "record"), "1 record");
+        assert_eq!(count(2, "partition"), "2 partitions");
+    }
 
     #[test]
     fn config_pairs_split_at_the_first_equals_sign() {

@@ -16,7 +16,7 @@ use strand_client::{
 use tokio::io::AsyncBufReadExt;
 
 use super::json_avro::JsonSchema;
-use super::{KafkaArgs, RegistryArgs};
+use super::{KafkaArgs, RegistryArgs, count};
 
 /// Flags of `strand produce`.
 #[derive(Debug, Args)]
@@ -160,8 +160,8 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         .map(|(p, n)| format!("{p}:{n}"))
         .collect();
     eprintln!(
-        "produced {} record(s) to {} (partition:records {}){}",
-        summary.delivered,
+        "produced {} to {} (partition:records {}){}",
+        count(summary.delivered, "record"),
         args.topic,
         if partitions.is_empty() {
             "none".to_string()
@@ -176,7 +176,7 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     );
     read?;
     if let Some(e) = summary.first_error {
-        bail!("{} record(s) were not delivered: {e}", summary.failed);
+        bail!("{} not delivered: {e}", count(summary.failed, "record"));
     }
     flushed?;
     Ok(())

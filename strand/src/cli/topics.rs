@@ -8,7 +8,7 @@ use clap::Subcommand;
 use strand_client::NewTopic;
 
 use super::table::Table;
-use super::{KafkaArgs, key_value};
+use super::{KafkaArgs, count, key_value};
 
 /// What to do with topics.
 #[derive(Debug, Subcommand)]
@@ -180,7 +180,10 @@ pub(crate) async fn run(command: TopicsCommand) -> anyhow::Result<()> {
             new.replication_factor = replication_factor;
             new.configs.extend(configs);
             admin.create_topics(&[new]).await?;
-            eprintln!("created topic {topic} with {partitions} partition(s)");
+            eprintln!(
+                "created topic {topic} with {}",
+                count(u64::try_from(partitions).unwrap_or(0), "partition")
+            );
         }
         TopicsCommand::Delete { kafka, topic } => {
             let admin = kafka.admin().await?;
@@ -205,7 +208,10 @@ pub(crate) async fn run(command: TopicsCommand) -> anyhow::Result<()> {
             // Fail on an unknown topic with the same message as the other subcommands.
             admin.describe_topic(&topic).await?;
             admin.alter_topic_configs(&topic, &changes).await?;
-            eprintln!("altered {} config(s) of topic {topic}", changes.len());
+            eprintln!(
+                "altered {} of topic {topic}",
+                count(changes.len() as u64, "config")
+            );
         }
     }
     Ok(())
