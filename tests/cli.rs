@@ -367,6 +367,26 @@ fn registered_order_schema_is_returned_and_decodes_avro_records() -> anyhow::Res
     )?;
     assert!(!verdict.success, "an incompatible schema exits non-zero");
     assert!(verdict.stderr.contains("priority"), "{}", verdict.stderr);
+    // Registering it fails with the same reasons, not a dump of the old schema.
+    let refused = server.run(
+        &["schemas", "register", "orders-value", "--file", breaking],
+        "",
+    )?;
+    assert!(!refused.success, "an incompatible schema is not registered");
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.starts_with(&format!(
+            "error: {breaking} is incompatible with orders-value: {{errorType:'READER_FIELD_MISSING_DEFAULT_VALUE'"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("'priority'"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("oldSchema") && !refused.stderr.contains("customer_id"),
+        "{}",
+        refused.stderr
+    );
 
     // Avro records written by the Rust client come out as JSON lines with --avro.
     server.ok(&["topics", "create", "orders", "--partitions", "1"], "")?;
@@ -513,6 +533,13 @@ fn groups_show_members_committed_offsets_and_lag() -> anyhow::Result<()> {
     let described = server.ok(&["groups", "describe", "readers"], "")?;
     assert!(
         described.stdout.starts_with("Group: readers  State: Empty"),
+        "{}",
+        described.stdout
+    );
+    assert!(
+        described
+            .stdout
+            .contains("\nConsumer group 'readers' has no active members.\n"),
         "{}",
         described.stdout
     );

@@ -150,18 +150,23 @@ fn print_tables(description: &GroupDescription, rows: &[OffsetRow]) -> anyhow::R
         description.members.len()
     );
     println!();
-    let mut table = Table::new(&["MEMBER", "CLIENT-ID", "HOST", "PARTITIONS"]);
-    for m in &description.members {
-        let partitions: Vec<String> = m.assignment.iter().map(|tp| tp.to_string()).collect();
-        table.row(vec![
-            m.member_id.clone(),
-            m.client_id.clone(),
-            m.client_host.clone(),
-            partitions.join(","),
-        ]);
+    if description.members.is_empty() {
+        // Kafka's kafka-consumer-groups says the same of a group without members.
+        println!(
+            "Consumer group '{}' has no active members.",
+            description.group_id
+        );
+    } else {
+        print_members(description)?;
     }
-    table.print()?;
     println!();
+    if rows.is_empty() {
+        println!(
+            "Consumer group '{}' has no committed offsets.",
+            description.group_id
+        );
+        return Ok(());
+    }
     let dash = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
     let mut table = Table::new(&["TOPIC", "PARTITION", "COMMITTED", "END", "LAG"]);
     for r in rows {
@@ -175,6 +180,20 @@ fn print_tables(description: &GroupDescription, rows: &[OffsetRow]) -> anyhow::R
     }
     table.print()?;
     Ok(())
+}
+
+fn print_members(description: &GroupDescription) -> anyhow::Result<()> {
+    let mut table = Table::new(&["MEMBER", "CLIENT-ID", "HOST", "PARTITIONS"]);
+    for m in &description.members {
+        let partitions: Vec<String> = m.assignment.iter().map(|tp| tp.to_string()).collect();
+        table.row(vec![
+            m.member_id.clone(),
+            m.client_id.clone(),
+            m.client_host.clone(),
+            partitions.join(","),
+        ]);
+    }
+    Ok(table.print()?)
 }
 
 fn print_json(description: &GroupDescription, rows: &[OffsetRow]) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use strand_client::ClientError;
 
 use super::RegistryArgs;
 
@@ -97,7 +98,29 @@ pub(crate) async fn run(command: SchemasCommand) -> anyhow::Result<()> {
         } => {
             let schema = read_schema(&file)?;
             let client = registry.client()?;
-            let id = client.register(&subject, &schema).await?;
+            let id = match client.register(&subject, &schema).await {
+                Ok(id) => id,
+                // Confluent's 409 message ends with the whole old schema; the reasons are
+                // what a reader needs, and the verbose check lists them one by one.
+                Err(ClientError::Registry {
+                    code: 409, message, ..
+                }) => {
+                    let reasons = match client.check_compatibility(&subject, &schema).await {
+                        Ok(verdict) if !verdict.is_compatible => {
+                            reasons(&verdict.messages).join("; ")
+                        }
+                        _ => message
+                            .split_once(", {oldSchema")
+                            .map_or(message.as_str(), |(reasons, _)| reasons)
+                            .to_string(),
+                    };
+                    bail!(
+                        "{} is incompatible with {subject}: {reasons}",
+                        file.display()
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            };
             let found = client.lookup(&subject, &schema).await?;
             eprintln!(
                 "registered {} under {subject} as version {}",
@@ -117,29 +140,36 @@ pub(crate) async fn run(command: SchemasCommand) -> anyhow::Result<()> {
                 .check_compatibility(&subject, &schema)
                 .await?;
             if !verdict.is_compatible {
-                // Confluent appends the whole old schema and the settings as extra
-                // messages; the reasons come first and are what a reader needs.
-                let reasons: Vec<&str> = verdict
-                    .messages
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|m| !m.starts_with("{oldSchema") && !m.starts_with("{validateFields"))
-                    .collect();
                 bail!(
                     "{} is incompatible with {subject}: {}",
                     file.display(),
-                    reasons.join("; ")
+                    reasons(&verdict.messages).join("; ")
                 );
             }
             println!("compatible");
         }
         SchemasCommand::Delete { registry, subject } => {
             let versions = registry.client()?.delete_subject(&subject).await?;
-            let versions: Vec<String> = versions.iter().map(i32::to_string).collect();
-            eprintln!("deleted {subject} versions {}", versions.join(", "));
+            let list: Vec<String> = versions.iter().map(i32::to_string).collect();
+            let noun = if versions.len() == 1 {
+                "version"
+            } else {
+                "versions"
+            };
+            eprintln!("deleted {subject} {noun} {}", list.join(", "));
         }
     }
     Ok(())
+}
+
+/// The reasons among Confluent's verbose compatibility messages: it appends the old
+/// schema's version, the whole old schema and the settings, which a reader does not need.
+fn reasons(messages: &[String]) -> Vec<&str> {
+    messages
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.starts_with("{oldSchema") && !m.starts_with("{validateFields"))
+        .collect()
 }
 
 /// The file's text, checked to be an Avro schema so a typo fails here with the file name.
