@@ -10,6 +10,15 @@ use strand_client::NewTopic;
 use super::table::Table;
 use super::{KafkaArgs, count, key_value};
 
+/// Topics Kafka, the schema registry and transactions keep for themselves. The broker flags
+/// only some as internal in Metadata (Kafka flags `_schemas` nowhere), so the names count too.
+const INTERNAL_TOPICS: [&str; 3] = ["__consumer_offsets", "_schemas", "__transaction_state"];
+
+/// Whether `topics list` hides a topic without `--internal`.
+fn is_internal(name: &str, flagged: bool) -> bool {
+    flagged || INTERNAL_TOPICS.contains(&name)
+}
+
 /// What to do with topics.
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {
@@ -17,7 +26,7 @@ pub enum TopicsCommand {
     List {
         #[command(flatten)]
         kafka: KafkaArgs,
-        /// Include internal topics (`__consumer_offsets`, `_schemas`).
+        /// Include internal topics (`__consumer_offsets`, `_schemas`, `__transaction_state`).
         #[arg(long)]
         internal: bool,
         /// Print JSON instead of a table.
@@ -85,7 +94,7 @@ pub(crate) async fn run(command: TopicsCommand) -> anyhow::Result<()> {
                 .list_topics()
                 .await?
                 .into_iter()
-                .filter(|t| internal || !t.internal)
+                .filter(|t| internal || !is_internal(&t.name, t.internal))
                 .collect();
             if json {
                 let topics: Vec<_> = topics
@@ -94,7 +103,7 @@ pub(crate) async fn run(command: TopicsCommand) -> anyhow::Result<()> {
                         serde_json::json!({
                             "topic": t.name,
                             "partitions": t.partitions.len(),
-                            "internal": t.internal,
+                            "internal": is_internal(&t.name, t.internal),
                         })
                     })
                     .collect();
@@ -128,7 +137,7 @@ pub(crate) async fn run(command: TopicsCommand) -> anyhow::Result<()> {
                     .collect();
                 let out = serde_json::json!({
                     "topic": description.name,
-                    "internal": description.internal,
+                    "internal": is_internal(&description.name, description.internal),
                     "partitions": partitions,
                     "configs": configs,
                 });
@@ -139,7 +148,7 @@ pub(crate) async fn run(command: TopicsCommand) -> anyhow::Result<()> {
                 "Topic: {}  Partitions: {}{}",
                 description.name,
                 description.partitions.len(),
-                if description.internal {
+                if is_internal(&description.name, description.internal) {
                     "  Internal: yes"
                 } else {
                     ""
