@@ -694,6 +694,22 @@ fn messages_are_plain_lines_with_plurals_and_logs_have_no_colour_codes() -> anyh
 }
 
 #[test]
+fn serve_help_does_not_promise_metrics() -> anyhow::Result<()> {
+    let help = run(&["serve", "--help"], "", &[])?;
+    assert!(help.success, "{}", help.stderr);
+    assert!(
+        help.stdout.contains("/health and /ready"),
+        "{}",
+        help.stdout
+    );
+    // /metrics is not served yet: every mention says so.
+    for line in help.stdout.lines().filter(|l| l.contains("metrics")) {
+        assert!(line.contains("not yet"), "{line}");
+    }
+    Ok(())
+}
+
+#[test]
 fn deleted_group_stays_deleted_after_restart() -> anyhow::Result<()> {
     let server = Server::start()?;
     server.ok(&["topics", "create", "t1", "--partitions", "1"], "")?;

@@ -69,7 +69,7 @@ settings! {
     kafka_addr: SocketAddr = ([127, 0, 0, 1], 9092).into(), env = "STRAND_KAFKA_ADDR";
     /// Schema registry HTTP listener [default: 127.0.0.1:8081].
     registry_addr: SocketAddr = ([127, 0, 0, 1], 8081).into(), env = "STRAND_REGISTRY_ADDR";
-    /// Admin HTTP listener serving /health, /ready and /metrics [default: 127.0.0.1:9644].
+    /// Admin HTTP listener serving /health and /ready (/metrics: not yet) [default: 127.0.0.1:9644].
     admin_addr: SocketAddr = ([127, 0, 0, 1], 9644).into(), env = "STRAND_ADMIN_ADDR";
     /// REST proxy listener (reserved: no REST proxy is served yet) [default: 127.0.0.1:8082].
     rest_addr: SocketAddr = ([127, 0, 0, 1], 8082).into(), env = "STRAND_REST_ADDR";
