@@ -23,14 +23,34 @@ pub fn strand_bin() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("STRAND_BIN") {
         return Ok(PathBuf::from(bin));
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+    cargo_build(&["-p", "strand"])?;
+    Ok(debug_dir()?.join("strand"))
+}
+
+/// The directory of the client's examples (`produce_orders`, `consume_orders`), built in
+/// the debug profile.
+pub fn example_bins() -> anyhow::Result<PathBuf> {
+    cargo_build(&["-p", "strand-client", "--examples"])?;
+    Ok(debug_dir()?.join("examples"))
+}
+
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace root")?
-        .to_path_buf();
+        .to_path_buf())
+}
+
+fn debug_dir() -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug").join("strand");
+        .map_or_else(|| workspace_root().map(|r| r.join("target")), Ok)?;
+    Ok(target.join("debug"))
+}
+
+/// `cargo build --quiet ARGS` in the workspace.
+fn cargo_build(args: &[&str]) -> anyhow::Result<()> {
+    let root = workspace_root()?;
     // Cargo describes the test's own package to it (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …);
     // ring's build script tracks some of those, so passing them on would make this build and
     // a plain `cargo build` rebuild strand in turn.
@@ -53,14 +73,15 @@ pub fn strand_bin() -> anyhow::Result<PathBuf> {
         }
     }
     let status = build
-        .args(["build", "--quiet", "-p", "strand"])
+        .args(["build", "--quiet"])
+        .args(args)
         .current_dir(&root)
         .status()
-        .context("building strand")?;
+        .with_context(|| format!("running cargo build {args:?}"))?;
     if !status.success() {
-        bail!("cargo build -p strand failed: {status}");
+        bail!("cargo build {args:?} failed: {status}");
     }
-    Ok(bin)
+    Ok(())
 }
 
 /// A running `strand serve`, killed when dropped.
