@@ -180,3 +180,35 @@ async fn a_damaged_snapshot_refuses_to_open() {
     fs::write(&path, serde_json::to_vec(&snapshot).unwrap()).unwrap();
     assert!(matches!(open(dir.path()), Err(StoreError::Corrupt { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn purged_entries_stay_purged_and_the_rest_readable_after_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let (mut log, _) = open(dir.path()).unwrap();
+    log.blocking_append((1..=10).map(|i| entry(1, i, 1)))
+        .await
+        .unwrap();
+    let before = fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+    log.purge(LogId::new(CommittedLeaderId::new(1, 1), 5))
+        .await
+        .unwrap();
+    assert!(
+        fs::metadata(dir.path().join(LOG_FILE)).unwrap().len() < before,
+        "the purged frames left the file"
+    );
+    log.blocking_append([entry(1, 11, 1)]).await.unwrap();
+    drop(log);
+
+    let (mut log, _) = open(dir.path()).unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(5));
+    assert_eq!(state.last_log_id.map(|l| l.index), Some(11));
+    let indexes: Vec<u64> = log
+        .try_get_log_entries(0..20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.log_id.index)
+        .collect();
+    assert_eq!(indexes, (6..=11).collect::<Vec<_>>());
+}
