@@ -17,6 +17,18 @@ pub const HUGE: usize = 1 << 30;
 #[derive(Debug, Default)]
 pub struct GuardedAllocator;
 
+#[cfg(test)]
+thread_local! {
+    static HUGE_ON_THIS_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many huge allocations this thread has made: tests of hostile input check that
+/// decoding it reserved nothing it only announced.
+#[cfg(test)]
+pub(crate) fn huge_allocations_on_this_thread() -> usize {
+    HUGE_ON_THIS_THREAD.with(|n| n.get())
+}
+
 fn is_huge(layout: &Layout) -> bool {
     layout.size() >= HUGE && layout.align() <= 4096
 }
@@ -29,6 +41,8 @@ unsafe impl GlobalAlloc for GuardedAllocator {
             // SAFETY: forwarded with the caller's guarantees.
             return unsafe { System.alloc(layout) };
         }
+        #[cfg(test)]
+        HUGE_ON_THIS_THREAD.with(|n| n.set(n.get() + 1));
         // SAFETY: a fresh anonymous mapping; no existing memory is affected.
         let ptr = unsafe {
             libc::mmap(

@@ -34,6 +34,14 @@ pub use cluster::{Cluster, ClusterError, Topic, TopicConfig, TopicDefaults};
 pub use group::{GroupConfig, GroupCoordinator, GroupError};
 pub use log::{LogConfig, LogError, PartitionLog};
 
+/// Decodes one Kafka request frame (without its `i32` length prefix) exactly as the
+/// listener does, returning why the connection would be closed; for the fuzz target in
+/// `fuzz/` and tests that feed hostile frames.
+#[doc(hidden)]
+pub fn decode_request_frame(frame: bytes::Bytes) -> Result<(), String> {
+    kafka::decode_request_frame(frame)
+}
+
 // Unit tests feed hostile requests to the decoders, so they run on the same allocator as
 // `strand serve`.
 #[cfg(test)]

@@ -112,6 +112,9 @@ pub enum RlimitResource {
     /// `RLIMIT_FSIZE`: the largest file the process may write (beyond it writes fail
     /// with EFBIG; SIGXFSZ is ignored in the child so that it is not killed instead).
     FileSize,
+    /// `RLIMIT_AS`: address space (as `prlimit --as` or `ulimit -v` set it), so that an
+    /// allocation beyond it fails instead of being reserved lazily.
+    AddressSpace,
 }
 
 impl Launch {
@@ -184,6 +187,7 @@ impl Strand {
                                 libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
                                 libc::RLIMIT_FSIZE
                             }
+                            RlimitResource::AddressSpace => libc::RLIMIT_AS,
                         };
                         let limit = libc::rlimit {
                             rlim_cur: value as libc::rlim_t,
@@ -281,6 +285,30 @@ impl Strand {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .context("no VmRSS line")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(kb * 1024)
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.

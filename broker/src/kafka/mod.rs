@@ -17,6 +17,8 @@ mod describe_cluster;
 mod dispatch;
 mod error;
 mod fetch;
+#[cfg(test)]
+mod fuzz_corpus;
 mod groups;
 mod init_producer_id;
 mod leader_epoch;
@@ -33,6 +35,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Broker;
+
+/// See [`crate::decode_request_frame`].
+pub(crate) fn decode_request_frame(frame: bytes::Bytes) -> Result<(), String> {
+    connection::decode_request(frame)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
 
 /// Accepts Kafka connections on `listener` until `shutdown` turns true, serving each on
 /// its own task.
