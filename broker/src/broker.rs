@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::cluster::{CONSUMER_OFFSETS, Cluster, ClusterError, SCHEMAS, TopicDefaults};
 use crate::group::{GroupConfig, GroupCoordinator};
-use crate::log::PartitionLog;
+use crate::log::{LogDir, PartitionLog};
 
 /// Settings of the broker (a subset of Kafka's broker configs).
 #[derive(Debug, Clone)]
@@ -36,6 +36,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: u32,
     /// The consumer-group coordinator's settings (`group.*`, `offsets.*`).
     pub groups: GroupConfig,
+    /// Bytes of free space kept for the internal topics: appends to other topics are
+    /// refused with KAFKA_STORAGE_ERROR once the data directory has less (0: none).
+    pub log_dir_reserve_bytes: u64,
 }
 
 impl BrokerConfig {
@@ -64,8 +67,9 @@ impl Broker {
     /// replays `__consumer_offsets`); runs inside a Tokio runtime context (e.g.
     /// `spawn_blocking`), where the group coordinator starts its tasks.
     pub fn open(config: BrokerConfig) -> Result<Broker, ClusterError> {
-        let cluster = Cluster::open(
-            &config.data_dir,
+        let log_dir = Arc::new(LogDir::new(&config.data_dir, config.log_dir_reserve_bytes));
+        let cluster = Cluster::open_in(
+            log_dir,
             config.topic_defaults.clone(),
             config.num_partitions,
         )?;
@@ -97,6 +101,12 @@ impl Broker {
     /// Topics, partitions and configs.
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// What is wrong with the broker's storage (a log dir short of space, partitions whose
+    /// writes fail or that went offline), one line each; empty when all is well.
+    pub fn storage_problems(&self) -> Vec<String> {
+        self.cluster.storage().problems()
     }
 
     /// This broker's node id.
@@ -150,6 +160,9 @@ impl Broker {
     /// fsyncs every partition log (blocking), after checking that its active segment is
     /// still the file at its path (a log whose file vanished goes offline, loudly, once).
     pub fn flush_all(&self) {
+        // Also how a full disk is noticed (and logged) when nobody is writing, and how
+        // its recovery is noticed when only internal topics are.
+        self.cluster.storage().refresh();
         for topic in self.cluster.topics() {
             for (p, log) in topic.partitions().iter().enumerate() {
                 if log.offline_reason().is_some() || log.check_files().is_err() {

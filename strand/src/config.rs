@@ -89,6 +89,8 @@ settings! {
     log_flush_interval_ms: u64 = 1000, env = "STRAND_LOG_FLUSH_INTERVAL_MS";
     /// Answer acks=all only once the batch is fsynced; false answers it from the page cache, as a single Kafka broker does [default: true].
     acks_all_fsync: bool = true, env = "STRAND_ACKS_ALL_FSYNC";
+    /// Free bytes kept for the internal topics (`__consumer_offsets`, `_schemas`): with less free on the data directory's file system, appends to other topics are refused with KAFKA_STORAGE_ERROR and /health reports it; 0 keeps no reserve [default: 67108864].
+    log_dir_reserve_bytes: u64 = 64 * 1024 * 1024, env = "STRAND_LOG_DIR_RESERVE_BYTES";
     /// How often retention and compaction run, in milliseconds [default: 30000].
     log_cleaner_interval_ms: u64 = 30_000, env = "STRAND_LOG_CLEANER_INTERVAL_MS";
     /// Largest record batch a producer may send (`message.max.bytes`) [default: 1048588].

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::StatusCode;
 use axum::routing::get;
 use strand_broker::{Broker, BrokerConfig, GroupConfig, LogConfig, TopicDefaults};
 use tokio::net::TcpListener;
@@ -50,7 +51,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let broker = Arc::new(broker);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let admin_task = tokio::spawn(serve_admin(admin, shutdown_rx.clone()));
+    let admin_task = tokio::spawn(serve_admin(admin, broker.clone(), shutdown_rx.clone()));
     let registry_task = tokio::spawn(serve_registry(
         registry,
         broker.schemas_log(),
@@ -96,6 +97,7 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
         acks_all_fsync: config.acks_all_fsync,
         cleaner_interval_ms: config.log_cleaner_interval_ms,
         socket_request_max_bytes: config.socket_request_max_bytes,
+        log_dir_reserve_bytes: config.log_dir_reserve_bytes,
         groups: GroupConfig {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
@@ -145,19 +147,39 @@ async fn bind(name: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
+/// Serves `/health` and `/ready`: both answer 503 with one line per problem while the
+/// broker's storage fails (a data directory short of space, partitions whose writes fail
+/// or that went offline), so that a monitor sees a full disk, and 200 again once writes
+/// succeed.
 async fn serve_admin(
     listener: TcpListener,
+    broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let health = broker.clone();
     let app = axum::Router::new()
-        .route("/health", get(|| async { "ok\n" }))
-        .route("/ready", get(|| async { "ready\n" }));
+        .route("/health", get(move || answer(health.clone(), "ok")))
+        .route("/ready", get(move || answer(broker.clone(), "ready")));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await
         .context("admin server")
+}
+
+async fn answer(broker: Arc<Broker>, fine: &'static str) -> (StatusCode, String) {
+    let problems = broker.storage_problems();
+    if problems.is_empty() {
+        (StatusCode::OK, format!("{fine}\n"))
+    } else {
+        let mut body = String::from("storage failing\n");
+        for p in problems {
+            body.push_str(&p);
+            body.push('\n');
+        }
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    }
 }
 
 /// Serves the schema registry, its state replayed from (and kept in) `_schemas`.

@@ -28,7 +28,7 @@ pub use error::ClusterError;
 pub use producer_ids::ProducerIds;
 pub use topic::{MAX_TOPIC_NAME_LEN, Topic, validate_topic_name};
 
-use crate::log::{LogConfig, LogError, PartitionLog};
+use crate::log::{LogConfig, LogDir, LogError, PartitionLog};
 
 /// Name of the compacted topic holding committed consumer offsets.
 pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
@@ -68,6 +68,8 @@ pub struct Cluster {
     /// Serialises creations, deletions and config changes (rare, and each touches files).
     admin: Mutex<()>,
     producer_ids: ProducerIds,
+    /// The data directory's free space, reserve and failures, shared by every log.
+    log_dir: Arc<LogDir>,
 }
 
 impl Cluster {
@@ -78,6 +80,21 @@ impl Cluster {
         defaults: TopicDefaults,
         default_partitions: i32,
     ) -> Result<Cluster, ClusterError> {
+        Self::open_in(
+            Arc::new(LogDir::new(data_dir, 0)),
+            defaults,
+            default_partitions,
+        )
+    }
+
+    /// Like [`Cluster::open`], in the data directory `log_dir` (with its reserve).
+    pub fn open_in(
+        log_dir: Arc<LogDir>,
+        defaults: TopicDefaults,
+        default_partitions: i32,
+    ) -> Result<Cluster, ClusterError> {
+        let data_dir = log_dir.path().to_path_buf();
+        let data_dir = data_dir.as_path();
         let meta_dir = data_dir.join("cluster");
         let topics_dir = meta_dir.join("topics");
         std::fs::create_dir_all(&topics_dir).map_err(|e| ClusterError::io(&topics_dir, e))?;
@@ -93,6 +110,7 @@ impl Cluster {
             by_id: DashMap::new(),
             admin: Mutex::new(()),
             producer_ids,
+            log_dir,
         };
         cluster.load_topics()?;
         for name in [CONSUMER_OFFSETS, SCHEMAS] {
@@ -353,6 +371,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// The data directory: free space, reserve, and the storage failures seen in it.
+    pub fn storage(&self) -> &Arc<LogDir> {
+        &self.log_dir
+    }
+
     fn topic_file(&self, name: &str) -> PathBuf {
         self.topics_dir.join(format!("{name}.json"))
     }
@@ -415,8 +438,19 @@ impl Cluster {
             tracing::warn!(dir = %dir.display(), "removing a leftover log directory of a deleted topic");
             std::fs::remove_dir_all(&dir).map_err(|e| ClusterError::io(&dir, e))?;
         }
-        Ok(Arc::new(PartitionLog::open(&dir, config.clone())?))
+        Ok(Arc::new(PartitionLog::open_in(
+            &self.log_dir,
+            &dir,
+            config.clone(),
+            may_use_reserve(name),
+        )?))
     }
+}
+
+/// Whether a topic's appends may use the log dir's reserve: the internal topics, whose
+/// small writes (offset commits, schema registrations) must go on when the disk fills.
+fn may_use_reserve(topic: &str) -> bool {
+    matches!(topic, CONSUMER_OFFSETS | SCHEMAS | "__transaction_state")
 }
 
 /// Threads opening one topic's partition logs at once.

@@ -20,6 +20,7 @@ pub(crate) fn log_error(e: &LogError) -> ResponseError {
         LogError::CorruptSegment { .. }
         | LogError::Io { .. }
         | LogError::Offline { .. }
+        | LogError::NoSpace { .. }
         | LogError::Encode(_) => ResponseError::KafkaStorageError,
     }
 }

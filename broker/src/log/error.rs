@@ -97,6 +97,20 @@ pub enum LogError {
         /// What was found.
         reason: String,
     },
+    /// The log dir's free space is under the reserve kept for internal topics; nothing
+    /// was written.
+    #[error(
+        "log dir {dir} is short of space: {free_bytes} bytes free, under the {reserve_bytes} \
+         bytes reserved for internal topics"
+    )]
+    NoSpace {
+        /// The data directory.
+        dir: PathBuf,
+        /// Free bytes on its file system (last measured, less what was written since).
+        free_bytes: u64,
+        /// The reserve.
+        reserve_bytes: u64,
+    },
     /// Records could not be encoded as a RecordBatch.
     #[error("encoding a record batch: {0}")]
     Encode(String),

@@ -29,7 +29,7 @@ use super::index::{self, IndexBuilder, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE};
 use super::producer::{self, ProducerEntry, ProducerTable, SequenceCheck};
 use super::segment::{self, HeaderScanner, SegmentFile};
 use super::snapshot::{self, SegmentMeta, Snapshot};
-use super::{LogConfig, LogError};
+use super::{LogConfig, LogDir, LogError};
 
 /// The outcome of an append: the offsets the log assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,10 @@ pub struct PartitionLog {
     pub(super) offline: OnceLock<String>,
     /// Set by [`PartitionLog::delete`]: its files go on purpose, which is no failure.
     pub(super) deleted: AtomicBool,
+    /// The data directory: free space, its reserve, failures reported to `/health`.
+    pub(super) log_dir: Arc<LogDir>,
+    /// Internal topics may write into the log dir's reserve.
+    pub(super) may_use_reserve: bool,
 }
 
 /// What readers see: segments by base offset and the log's offsets.
@@ -137,7 +141,20 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl PartitionLog {
     /// Opens (creating if missing) the log in `dir`, recovering its tail after a crash.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
-        super::recovery::open(dir, config)
+        let log_dir = Arc::new(LogDir::new(dir, 0));
+        super::recovery::open(dir, config, log_dir, true)
+    }
+
+    /// Opens the log in `dir` inside the broker's data directory `log_dir`, whose free
+    /// space and reserve its appends respect (`may_use_reserve` for internal topics) and
+    /// to which it reports write failures.
+    pub fn open_in(
+        log_dir: &Arc<LogDir>,
+        dir: &Path,
+        config: LogConfig,
+        may_use_reserve: bool,
+    ) -> Result<PartitionLog, LogError> {
+        super::recovery::open(dir, config, Arc::clone(log_dir), may_use_reserve)
     }
 
     pub(super) fn view(&self) -> RwLockReadGuard<'_, View> {
@@ -156,6 +173,17 @@ impl PartitionLog {
     /// Validates and appends one or more concatenated RecordBatch v2, assigning offsets by
     /// rewriting each `baseOffset` in place; nothing is written if any batch is bad.
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        let len = batches.len() as u64;
+        let result = self.append_unreported(batches);
+        match &result {
+            Ok(info) if !info.duplicate => self.log_dir.appended(&self.dir, len),
+            Err(e @ LogError::Io { .. }) => self.log_dir.write_failed(&self.dir, e),
+            _ => {}
+        }
+        result
+    }
+
+    fn append_unreported(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
         let count = batch::validate(batches)?;
         let mut w = lock(&self.writer);
         if w.closed {
@@ -168,6 +196,7 @@ impl PartitionLog {
             return Ok(dup);
         }
         let len = batches.len() as u64;
+        self.log_dir.admit(len, self.may_use_reserve)?;
         let mut records = 0i64;
         let mut max_ts = i64::MIN;
         for (_, h) in batch::headers(batches) {
@@ -557,6 +586,9 @@ impl PartitionLog {
                 });
             }
             self.flushed_cv.notify_all();
+            if let Err(e @ LogError::Io { .. }) = &result {
+                self.log_dir.write_failed(&self.dir, e);
+            }
             result?;
         }
     }
@@ -611,6 +643,7 @@ impl PartitionLog {
     /// directory so that the next start does not reuse the offsets it handed out.
     fn take_offline(&self, reason: String) -> LogError {
         if self.offline.set(reason.clone()).is_ok() {
+            self.log_dir.went_offline(&self.dir, &reason);
             tracing::error!(
                 dir = %self.dir.display(),
                 log_end_offset = self.log_end_offset(),
@@ -713,6 +746,7 @@ impl PartitionLog {
         let mut w = lock(&self.writer);
         w.closed = true;
         self.deleted.store(true, Ordering::Release);
+        self.log_dir.forget(&self.dir);
         std::fs::remove_dir_all(&self.dir).map_err(|e| LogError::io(&self.dir, e))
     }
 }

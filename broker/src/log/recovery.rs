@@ -29,7 +29,7 @@ use super::partition::{FlushState, PartitionLog, SegmentView, View, Writer};
 use super::producer::ProducerTable;
 use super::segment::{self, SegmentFile};
 use super::snapshot::{self, SegmentMeta, Snapshot};
-use super::{LogConfig, LogError};
+use super::{LogConfig, LogDir, LogError};
 
 /// Name of the file holding the log start offset set by DeleteRecords.
 pub(crate) const LOG_START_FILE: &str = "log-start-offset";
@@ -37,7 +37,22 @@ pub(crate) const LOG_START_FILE: &str = "log-start-offset";
 /// Bytes read at a time while checking the last segment's batches.
 const VERIFY_CHUNK: usize = 1024 * 1024;
 
-pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+/// Where an opened log belongs: its data directory, and whether it may use its reserve.
+struct Placement {
+    log_dir: Arc<LogDir>,
+    may_use_reserve: bool,
+}
+
+pub(super) fn open(
+    dir: &Path,
+    config: LogConfig,
+    log_dir: Arc<LogDir>,
+    may_use_reserve: bool,
+) -> Result<PartitionLog, LogError> {
+    let placement = Placement {
+        log_dir,
+        may_use_reserve,
+    };
     std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
     let mut log_bases = Vec::new();
     let mut index_bases = Vec::new();
@@ -94,7 +109,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         }
         None => None,
     };
-    open_segments(dir, config, log_bases, trusted, recorded_end)
+    open_segments(dir, config, log_bases, trusted, recorded_end, placement)
 }
 
 /// Loads the segments (from the snapshot where trusted) and builds the handle. The log
@@ -107,6 +122,7 @@ fn open_segments(
     mut log_bases: Vec<i64>,
     trusted: Option<Snapshot>,
     recorded_end: Option<i64>,
+    placement: Placement,
 ) -> Result<PartitionLog, LogError> {
     let checkpoint = read_log_start(dir)?;
     let mut producers = trusted
@@ -154,7 +170,7 @@ fn open_segments(
             // what was cut, so recover everything from the log itself.
             tracing::warn!(dir = %dir.display(), "segment damaged since the clean shutdown; recovering");
             drop(segments);
-            return open_segments(dir, config, log_bases, None, recorded_end);
+            return open_segments(dir, config, log_bases, None, recorded_end, placement);
         }
         if let Some(last) = seg.last_offset {
             next_expected = last + 1;
@@ -262,6 +278,8 @@ fn open_segments(
         hw,
         offline: OnceLock::new(),
         deleted: AtomicBool::new(false),
+        log_dir: placement.log_dir,
+        may_use_reserve: placement.may_use_reserve,
     })
 }
 
