@@ -52,9 +52,6 @@ use store::{Applied, Proposal, RaftNodeId, StoreError, TypeConfig};
 /// How long a new leader may take to apply the log before it decides anything.
 const DECISION_WAIT: Duration = Duration::from_secs(5);
 
-/// How long a proposal may take to be committed and applied.
-const PROPOSAL_WAIT: Duration = Duration::from_secs(15);
-
 /// How many producer ids a block holds (Kafka's `ProducerIdsBlock` size).
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
@@ -81,6 +78,10 @@ pub struct ControllerConfig {
     /// a snapshot covers are then dropped from the log, and a voter that lags behind them
     /// is sent the snapshot.
     pub snapshot_after_entries: u64,
+    /// How long a metadata change may take to be committed by a majority before the
+    /// request fails with a retriable error (a leader cut off from the majority never
+    /// commits).
+    pub request_timeout: Duration,
 }
 
 impl ControllerConfig {
@@ -99,6 +100,7 @@ impl ControllerConfig {
             raft_heartbeat_interval: Duration::from_millis(200),
             raft_election_timeout: Duration::from_secs(1),
             snapshot_after_entries: 1000,
+            request_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -157,6 +159,7 @@ struct Inner {
     /// from it.
     decide: tokio::sync::Mutex<()>,
     session_timeout: Duration,
+    request_timeout: Duration,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Set by [`Controller::shutdown`]: openraft's metrics keep their last values after.
     stopped: AtomicBool,
@@ -297,6 +300,7 @@ impl Controller {
                 heartbeats: Mutex::new(HashMap::new()),
                 decide: tokio::sync::Mutex::new(()),
                 session_timeout: config.broker_session_timeout,
+                request_timeout: config.request_timeout,
                 tasks: Mutex::new(vec![server]),
                 stopped: AtomicBool::new(false),
             }),
@@ -602,7 +606,7 @@ impl Controller {
         let write = self.inner.raft.client_write(Proposal { records });
         // A leader cut off from the majority never commits; the caller hears of it in
         // bounded time (the proposal may still commit later if the leader recovers).
-        let Ok(written) = tokio::time::timeout(PROPOSAL_WAIT, write).await else {
+        let Ok(written) = tokio::time::timeout(self.inner.request_timeout, write).await else {
             return Err(ControllerError::Raft(
                 "the proposal was not committed in time".into(),
             ));

@@ -59,6 +59,7 @@ fn config(
     config.raft_heartbeat_interval = Duration::from_millis(50);
     config.raft_election_timeout = Duration::from_millis(300);
     config.snapshot_after_entries = 5;
+    config.request_timeout = Duration::from_secs(2);
     config
 }
 
@@ -445,6 +446,42 @@ async fn a_single_voter_is_its_own_controller_and_keeps_its_metadata_across_a_re
     })
     .await;
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_majority_commits_nothing() {
+    let quorum = Quorum::start().await;
+    let leader = quorum.leader().await;
+    let brokers: Vec<JoinHandle<()>> = (1..=3).map(|id| quorum.spawn_broker(id)).collect();
+    wait_for("three brokers are live", || {
+        leader.image().live_brokers().count() == 3
+    })
+    .await;
+    for broker in brokers {
+        broker.abort();
+    }
+    for node in quorum.running() {
+        if node.node_id() != leader.node_id() {
+            quorum.stop(node.node_id()).await;
+        }
+    }
+    let refused = leader
+        .create_topic("lonely", 1, 1, None, BTreeMap::new())
+        .await;
+    assert!(
+        matches!(refused, Err(ControllerError::Raft(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.unwrap_err().error_code(),
+        7,
+        "REQUEST_TIMED_OUT, which clients retry"
+    );
+    assert!(
+        leader.image().topic_by_name("lonely").is_none(),
+        "nothing uncommitted is applied"
+    );
+    leader.shutdown().await;
 }
 
 #[tokio::test]
