@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::ClusterError;
-use crate::log::{CleanupPolicy, LogConfig, ProducePolicy};
+use crate::log::{CleanupPolicy, Codec, LogConfig, ProducePolicy, TopicCompression};
 
 /// Broker-wide defaults that a topic's configs fall back to.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,8 @@ pub(crate) enum ConfigType {
 enum Check {
     Long(i64),
     Int(i32),
+    IntRange(i32, i32),
+    GzipLevel,
     Bool,
     Ratio,
     CleanupPolicy,
@@ -64,7 +66,7 @@ impl ConfigDef {
     pub(crate) fn config_type(&self) -> ConfigType {
         match self.check {
             Check::Long(_) => ConfigType::Long,
-            Check::Int(_) => ConfigType::Int,
+            Check::Int(_) | Check::IntRange(..) | Check::GzipLevel => ConfigType::Int,
             Check::Bool => ConfigType::Boolean,
             Check::Ratio => ConfigType::Double,
             Check::CleanupPolicy => ConfigType::List,
@@ -81,9 +83,24 @@ pub(crate) const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "delete (old segments go by retention), compact (newest record per key kept) or both",
     },
     ConfigDef {
+        name: "compression.gzip.level",
+        check: Check::GzipLevel,
+        doc: "gzip level of batches recompressed for compression.type=gzip (1-9, -1 is 6)",
+    },
+    ConfigDef {
+        name: "compression.lz4.level",
+        check: Check::IntRange(1, 17),
+        doc: "lz4 level of batches recompressed for compression.type=lz4",
+    },
+    ConfigDef {
         name: "compression.type",
-        check: Check::OneOf(&["producer"]),
-        doc: "batches are stored compressed exactly as the producer sent them",
+        check: Check::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        doc: "producer keeps batches as sent; a codec recompresses batches that use another",
+    },
+    ConfigDef {
+        name: "compression.zstd.level",
+        check: Check::IntRange(-131_072, 22),
+        doc: "zstd level of batches recompressed for compression.type=zstd",
     },
     ConfigDef {
         name: "delete.retention.ms",
@@ -172,7 +189,10 @@ pub(crate) fn default_value(name: &str, defaults: &TopicDefaults) -> String {
     let log = &defaults.log;
     match name {
         "cleanup.policy" => policy_name(log.cleanup_policy).to_string(),
+        "compression.gzip.level" => "-1".to_string(),
+        "compression.lz4.level" => "9".to_string(),
         "compression.type" => "producer".to_string(),
+        "compression.zstd.level" => "3".to_string(),
         "delete.retention.ms" => log.delete_retention_ms.to_string(),
         "flush.messages" => log.flush_messages.to_string(),
         "flush.ms" => log.flush_ms.to_string(),
@@ -244,6 +264,21 @@ pub(crate) fn validate(name: &str, value: &str) -> Result<String, ClusterError> 
                 .map_err(|_| invalid("Not a number of type INT".into()))?;
             if n < min {
                 return Err(invalid(format!("Value must be at least {min}")));
+            }
+            Ok(n.to_string())
+        }
+        Check::IntRange(..) | Check::GzipLevel => {
+            let (min, max) = match def.check {
+                Check::IntRange(min, max) => (min, max),
+                _ => (1, 9),
+            };
+            let n: i32 = v
+                .parse()
+                .map_err(|_| invalid("Not a number of type INT".into()))?;
+            // gzip's -1 is zlib's default level.
+            let gzip_default = matches!(def.check, Check::GzipLevel) && n == -1;
+            if !gzip_default && !(min..=max).contains(&n) {
+                return Err(invalid(format!("Value must be between {min} and {max}")));
             }
             Ok(n.to_string())
         }
@@ -338,8 +373,20 @@ impl TopicConfig {
 
     /// What this topic asks of produced batches: size, compression and timestamps.
     pub fn produce_policy(&self, defaults: &TopicDefaults) -> ProducePolicy {
+        let int = |name: &str| self.value(name, defaults).0.parse::<i32>().ok();
+        let codec = match self.value("compression.type", defaults).0.as_str() {
+            "uncompressed" => Some((Codec::None, 0)),
+            "gzip" => Some((Codec::Gzip, int("compression.gzip.level").unwrap_or(-1))),
+            "snappy" => Some((Codec::Snappy, 0)),
+            "lz4" => Some((Codec::Lz4, int("compression.lz4.level").unwrap_or(9))),
+            "zstd" => Some((Codec::Zstd, int("compression.zstd.level").unwrap_or(3))),
+            _ => None,
+        };
         ProducePolicy {
             max_message_bytes: self.max_message_bytes(defaults),
+            compression: codec.map_or(TopicCompression::Producer, |(codec, level)| {
+                TopicCompression::Codec { codec, level }
+            }),
             ..ProducePolicy::default()
         }
     }
@@ -413,5 +460,46 @@ mod tests {
             ("compact,delete".into(), true)
         );
         assert!(!c.value("segment.ms", &defaults).1);
+    }
+
+    #[test]
+    fn compression_type_and_levels_are_accepted_and_reach_the_produce_policy() {
+        let defaults = TopicDefaults::default();
+        assert_eq!(
+            TopicConfig::default().produce_policy(&defaults).compression,
+            TopicCompression::Producer
+        );
+        for (name, codec) in [
+            ("uncompressed", Codec::None),
+            ("gzip", Codec::Gzip),
+            ("snappy", Codec::Snappy),
+            ("lz4", Codec::Lz4),
+            ("zstd", Codec::Zstd),
+        ] {
+            let c = TopicConfig::from_overrides([("compression.type", name)]).unwrap();
+            let TopicCompression::Codec { codec: got, .. } =
+                c.produce_policy(&defaults).compression
+            else {
+                panic!("{name}: no codec");
+            };
+            assert_eq!(got, codec);
+        }
+        let c = TopicConfig::from_overrides([
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "-5"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.produce_policy(&defaults).compression,
+            TopicCompression::Codec {
+                codec: Codec::Zstd,
+                level: -5
+            }
+        );
+        assert!(TopicConfig::from_overrides([("compression.type", "none")]).is_err());
+        assert!(TopicConfig::from_overrides([("compression.gzip.level", "0")]).is_err());
+        assert!(TopicConfig::from_overrides([("compression.gzip.level", "-1")]).is_ok());
+        assert!(TopicConfig::from_overrides([("compression.lz4.level", "18")]).is_err());
+        assert!(TopicConfig::from_overrides([("compression.zstd.level", "23")]).is_err());
     }
 }
