@@ -232,3 +232,110 @@ fn a_zstd_topic_recompresses_other_codecs_keeping_records_and_offsets() -> anyho
     );
     Ok(())
 }
+
+#[test]
+fn a_log_append_time_topic_stamps_and_answers_the_brokers_clock() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    let created = create_topic(
+        &mut client,
+        "appended",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )?;
+    assert_eq!(
+        created.topics[0].error_code, 0,
+        "{:?}",
+        created.topics[0].error_message
+    );
+    create_topic(&mut client, "created", 1, &[])?;
+    let day_ago = now_ms() - 86_400_000;
+    let before = now_ms();
+    for codec in [Compression::None, Compression::Zstd] {
+        let p = produce(
+            &mut client,
+            "appended",
+            0,
+            batch(&[(None, Some(b"v"), &[])], codec, day_ago),
+        )?;
+        assert_eq!(p.error_code, 0);
+        assert!(
+            (before..=now_ms()).contains(&p.log_append_time_ms),
+            "log_append_time_ms {} is not the broker's clock",
+            p.log_append_time_ms
+        );
+        let f = fetch(&mut client, "appended", 0, p.base_offset, 0)?;
+        let stored = f.records.clone().unwrap_or_default();
+        let attributes = i16::from_be_bytes([stored[21], stored[22]]);
+        let max_timestamp = i64::from_be_bytes(stored[35..43].try_into()?);
+        assert_ne!(attributes & 0x8, 0, "the LogAppendTime bit is set");
+        assert_eq!(max_timestamp, p.log_append_time_ms);
+        assert_eq!(values(&f.records)?, vec![b"v".to_vec()]);
+    }
+    let p = produce(
+        &mut client,
+        "created",
+        0,
+        batch(&[(None, Some(b"v"), &[])], Compression::None, day_ago),
+    )?;
+    assert_eq!((p.error_code, p.log_append_time_ms), (0, -1));
+    let f = fetch(&mut client, "created", 0, 0, 0)?;
+    assert_eq!(
+        decode_records(&f.records.unwrap_or_default())?[0].timestamp,
+        day_ago
+    );
+    Ok(())
+}
+
+#[test]
+fn a_timestamp_older_than_before_max_ms_is_invalid_timestamp() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    let created = create_topic(
+        &mut client,
+        "recent",
+        1,
+        &[
+            ("message.timestamp.before.max.ms", "3600000"),
+            ("message.timestamp.after.max.ms", "3600000"),
+        ],
+    )?;
+    assert_eq!(
+        created.topics[0].error_code, 0,
+        "{:?}",
+        created.topics[0].error_message
+    );
+    for (ts, codec) in [
+        (now_ms() - 2 * 86_400_000, Compression::None),
+        (now_ms() - 2 * 86_400_000, Compression::Gzip),
+        (now_ms() + 2 * 86_400_000, Compression::None),
+    ] {
+        let p = produce(
+            &mut client,
+            "recent",
+            0,
+            batch(&[(None, Some(b"old"), &[])], codec, ts),
+        )?;
+        assert_eq!(
+            p.error_code,
+            ResponseError::InvalidTimestamp.code(),
+            "{ts} {codec:?}"
+        );
+        let message = p.error_message.map(|m| m.to_string()).unwrap_or_default();
+        assert!(message.contains("out of range"), "{message}");
+    }
+    let p = produce(
+        &mut client,
+        "recent",
+        0,
+        batch(&[(None, Some(b"now"), &[])], Compression::None, now_ms()),
+    )?;
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "nothing of the refused batches was stored"
+    );
+    Ok(())
+}

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::ClusterError;
-use crate::log::{CleanupPolicy, Codec, LogConfig, ProducePolicy, TopicCompression};
+use crate::log::{CleanupPolicy, Codec, LogConfig, ProducePolicy, TimestampType, TopicCompression};
 
 /// Broker-wide defaults that a topic's configs fall back to.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,9 +133,24 @@ pub(crate) const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "largest record batch accepted",
     },
     ConfigDef {
+        name: "message.timestamp.after.max.ms",
+        check: Check::Long(0),
+        doc: "how far ahead of the broker's clock a CreateTime timestamp may be",
+    },
+    ConfigDef {
+        name: "message.timestamp.before.max.ms",
+        check: Check::Long(0),
+        doc: "how far behind the broker's clock a CreateTime timestamp may be",
+    },
+    ConfigDef {
+        name: "message.timestamp.difference.max.ms",
+        check: Check::Long(0),
+        doc: "deprecated: bounds both sides, as before.max.ms and after.max.ms do",
+    },
+    ConfigDef {
         name: "message.timestamp.type",
-        check: Check::OneOf(&["CreateTime"]),
-        doc: "records keep the producer's timestamps",
+        check: Check::OneOf(&["CreateTime", "LogAppendTime"]),
+        doc: "CreateTime keeps the producer's timestamps, LogAppendTime stamps the broker's",
     },
     ConfigDef {
         name: "min.cleanable.dirty.ratio",
@@ -199,6 +214,9 @@ pub(crate) fn default_value(name: &str, defaults: &TopicDefaults) -> String {
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
         "max.compaction.lag.ms" => i64::MAX.to_string(),
         "max.message.bytes" => defaults.max_message_bytes.to_string(),
+        "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.difference.max.ms" => i64::MAX.to_string(),
         "message.timestamp.type" => "CreateTime".to_string(),
         "min.cleanable.dirty.ratio" => "0.5".to_string(),
         "min.compaction.lag.ms" => "0".to_string(),
@@ -374,6 +392,12 @@ impl TopicConfig {
     /// What this topic asks of produced batches: size, compression and timestamps.
     pub fn produce_policy(&self, defaults: &TopicDefaults) -> ProducePolicy {
         let int = |name: &str| self.value(name, defaults).0.parse::<i32>().ok();
+        let long = |name: &str| {
+            let value = self.value(name, defaults).0.parse::<i64>();
+            value.unwrap_or(i64::MAX)
+        };
+        // The deprecated difference bounds both sides when set (Kafka 3.6's reading).
+        let difference = long("message.timestamp.difference.max.ms");
         let codec = match self.value("compression.type", defaults).0.as_str() {
             "uncompressed" => Some((Codec::None, 0)),
             "gzip" => Some((Codec::Gzip, int("compression.gzip.level").unwrap_or(-1))),
@@ -387,7 +411,12 @@ impl TopicConfig {
             compression: codec.map_or(TopicCompression::Producer, |(codec, level)| {
                 TopicCompression::Codec { codec, level }
             }),
-            ..ProducePolicy::default()
+            timestamp_type: match self.value("message.timestamp.type", defaults).0.as_str() {
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            },
+            before_max_ms: long("message.timestamp.before.max.ms").min(difference),
+            after_max_ms: long("message.timestamp.after.max.ms").min(difference),
         }
     }
 
@@ -501,5 +530,24 @@ mod tests {
         assert!(TopicConfig::from_overrides([("compression.gzip.level", "-1")]).is_ok());
         assert!(TopicConfig::from_overrides([("compression.lz4.level", "18")]).is_err());
         assert!(TopicConfig::from_overrides([("compression.zstd.level", "23")]).is_err());
+    }
+
+    #[test]
+    fn timestamp_configs_reach_the_produce_policy() {
+        let defaults = TopicDefaults::default();
+        let p = TopicConfig::default().produce_policy(&defaults);
+        assert_eq!(p.timestamp_type, TimestampType::CreateTime);
+        assert_eq!((p.before_max_ms, p.after_max_ms), (i64::MAX, i64::MAX));
+        let c = TopicConfig::from_overrides([
+            ("message.timestamp.type", "LogAppendTime"),
+            ("message.timestamp.before.max.ms", "5000"),
+            ("message.timestamp.difference.max.ms", "9000"),
+        ])
+        .unwrap();
+        let p = c.produce_policy(&defaults);
+        assert_eq!(p.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!((p.before_max_ms, p.after_max_ms), (5000, 9000));
+        assert!(TopicConfig::from_overrides([("message.timestamp.type", "Now")]).is_err());
+        assert!(TopicConfig::from_overrides([("message.timestamp.after.max.ms", "-1")]).is_err());
     }
 }
