@@ -5,7 +5,8 @@ timestamp and the idempotent producer, against the broker at $BOOTSTRAP."""
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import (BIG_TOPIC_MAX_MESSAGE_BYTES, BOOTSTRAP, ONE_MIB, PARTITIONS, Runner,
@@ -257,6 +258,54 @@ def test_compression_codecs_round_trip():
         roundtrip_codec(codec)
 
 
+def test_topic_compression_type_recompresses():
+    # The broker recompresses gzip and uncompressed batches to the topic's zstd; an
+    # idempotent producer's sequences survive it.
+    topic = unique("cfk-topic-zstd")
+    create_topic(S.admin, topic, 2, {"compression.type": "zstd"})
+    recs = sample_records("z", 200)
+    acks = produce_all(producer(compression_type="gzip", linger_ms=20), topic, recs[:100])
+    acks.update(produce_all(producer(compression_type="none", enable_idempotence=True),
+                            topic, recs[100:]))
+    c = consumer(unique("cfk-topic-zstd"))
+    c.subscribe([topic])
+    got = consume_n(c, len(recs))
+    c.close()
+    verify_consumed(recs, acks, got, "compression.type=zstd topic")
+
+
+def test_log_append_time_topic():
+    # Records produced with an old timestamp are read back with the broker's clock.
+    topic = unique("cfk-append-time")
+    create_topic(S.admin, topic, 1, {"message.timestamp.type": "LogAppendTime"})
+    day_ago = int(time.time() * 1000) - 86_400_000
+    before = int(time.time() * 1000)
+    p = producer()
+    for i in range(5):
+        p.produce(topic, value=f"lat{i}".encode(), timestamp=day_ago + i)
+    check_eq(p.flush(30), 0, "undelivered records")
+    after = int(time.time() * 1000)
+    c = consumer(unique("cfk-append-time"))
+    c.subscribe([topic])
+    got = []
+
+    def step():
+        msg = c.poll(0.2)
+        if msg is not None:
+            if msg.error():
+                raise KafkaException(msg.error())
+            got.append(msg)
+
+    wait_until(lambda: len(got) >= 5, 60, f"5 records (got {len(got)})", step)
+    c.close()
+    for msg in got:
+        kind, ts = msg.timestamp()
+        check_eq(kind, TIMESTAMP_LOG_APPEND_TIME, f"timestamp type at offset {msg.offset()}")
+        check(before - 1000 <= ts <= after + 1000,
+              f"timestamp {ts} at offset {msg.offset()} is not the broker's append time "
+              f"(produced between {before} and {after})")
+
+
 def test_one_mib_record_round_trips():
     topic = unique("cfk-big")
     create_topic(S.admin, topic, 1, {"max.message.bytes": str(BIG_TOPIC_MAX_MESSAGE_BYTES)})
@@ -321,6 +370,9 @@ def main():
     r.step("restarted consumer resumes at the committed offset", test_restarted_consumer_resumes_at_committed_offset)
     r.step("two members split partitions, a third joins, nothing lost", test_group_members_split_partitions_and_rebalance_loses_nothing)
     r.step("gzip, snappy, lz4, zstd round-trip", test_compression_codecs_round_trip)
+    r.step("topic compression.type=zstd recompresses gzip and uncompressed batches",
+           test_topic_compression_type_recompresses)
+    r.step("message.timestamp.type=LogAppendTime stamps the broker's time", test_log_append_time_topic)
     r.step("1 MiB record round-trips", test_one_mib_record_round_trips)
     r.step("ListOffsets by timestamp (offsets_for_times)", test_list_offsets_by_timestamp)
     r.step("idempotent producer writes each record once", test_idempotent_producer_writes_each_record_once)
