@@ -1,14 +1,15 @@
 //! What a hostile client does to a real `strand serve`, from the attack run of issue 15:
 //! frames announcing counts their bytes cannot hold, sent to a server whose address space
 //! is limited as `prlimit --as` limits it. Each test asserts that the server survives and
-//! keeps answering other clients.
+//! keeps answering other clients: hostile frames, and pipelined fetches nobody reads.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiVersionsRequest;
-use strand_tests::kafka::KafkaClient;
+use kafka_protocol::records::Compression;
+use strand_tests::kafka::{KafkaClient, batch, create_topic, fetch_request, now_ms, produce};
 use strand_tests::{Launch, RlimitResource, Strand};
 
 /// Address space given to the server: room for its threads and buffers, far less than the
@@ -64,5 +65,77 @@ fn hostile_counts_under_an_address_space_limit_neither_abort_nor_stop_the_broker
         let versions = client.call(0, &ApiVersionsRequest::default())?;
         assert_eq!(versions.error_code, 0, "after {name}");
     }
+    Ok(())
+}
+
+/// Starts non-reading connections that each pipeline `requests` Fetch v4 requests with
+/// `max_bytes` 55 MB for a partition of about `partition_mb` MB, then watches the server's
+/// RSS while a fresh connection is served; returns the largest RSS growth seen.
+#[test]
+fn pipelined_fetches_nobody_reads_stay_within_the_response_budgets() -> anyhow::Result<()> {
+    const BUDGET: u64 = 16 << 20;
+    const PER_CONNECTION: u64 = 4 << 20;
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start_with_env(
+        dir.path(),
+        &[],
+        &[
+            ("STRAND_QUEUED_MAX_RESPONSE_BYTES", &BUDGET.to_string()),
+            (
+                "STRAND_CONNECTION_QUEUED_MAX_RESPONSE_BYTES",
+                &PER_CONNECTION.to_string(),
+            ),
+        ],
+    )?;
+    let addr = strand.addr("kafka")?;
+    let mut admin = KafkaClient::connect(addr)?;
+    create_topic(&mut admin, "big", 1, &[])?;
+    let value = vec![7u8; 1000 * 1024];
+    for _ in 0..24 {
+        let p = produce(
+            &mut admin,
+            "big",
+            0,
+            batch(&[(None, Some(&value), &[])], Compression::None, now_ms()),
+        )?;
+        assert_eq!(p.error_code, 0);
+    }
+    let before = strand.rss_bytes()?;
+
+    let mut fetch = fetch_request("big", 0, 0, 0).with_max_bytes(55 << 20);
+    fetch.topics[0].partitions[0].partition_max_bytes = 55 << 20;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        let mut client = KafkaClient::connect(addr)?;
+        for _ in 0..12 {
+            client.send(4, &fetch)?;
+        }
+        silent.push(client);
+    }
+
+    // Unbounded, each connection would hold a dozen 24 MB responses; bounded, the process
+    // holds at most the budget plus a batch or so per fetch in flight.
+    let bound = before + BUDGET + 3 * PER_CONNECTION + (48 << 20);
+    let mut peak = before;
+    let mut fresh = KafkaClient::connect(addr)?;
+    for _ in 0..40 {
+        let versions = fresh.call(0, &ApiVersionsRequest::default())?;
+        assert_eq!(versions.error_code, 0, "a fresh connection is answered");
+        peak = peak.max(strand.rss_bytes()?);
+        assert!(
+            peak < bound,
+            "RSS grew from {} MB to {} MB with {} non-reading connections",
+            before >> 20,
+            peak >> 20,
+            silent.len()
+        );
+        // Paces the sampling of RSS only; nothing waits on it.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "RSS {} MB before, peak {} MB under the pipelined-fetch attack",
+        before >> 20,
+        peak >> 20
+    );
     Ok(())
 }

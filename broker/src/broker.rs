@@ -39,6 +39,12 @@ pub struct BrokerConfig {
     /// Bytes of free space kept for the internal topics: appends to other topics are
     /// refused with KAFKA_STORAGE_ERROR once the data directory has less (0: none).
     pub log_dir_reserve_bytes: u64,
+    /// `queued.max.response.bytes`: bytes of Fetch responses built but not yet sent that
+    /// the whole process may hold; a fetch reads only what this budget grants it.
+    pub queued_max_response_bytes: usize,
+    /// `connection.queued.max.response.bytes`: a connection stops reading requests while
+    /// its built-but-unsent responses exceed this many bytes.
+    pub connection_queued_max_response_bytes: usize,
 }
 
 impl BrokerConfig {
@@ -60,6 +66,7 @@ pub struct Broker {
     config: BrokerConfig,
     cluster: Cluster,
     groups: GroupCoordinator,
+    response_budget: crate::kafka::ResponseBudget,
 }
 
 impl Broker {
@@ -81,16 +88,23 @@ impl Broker {
                 reason: e.to_string(),
             }
         })?;
+        let response_budget = crate::kafka::ResponseBudget::new(config.queued_max_response_bytes);
         Ok(Broker {
             config,
             cluster,
             groups,
+            response_budget,
         })
     }
 
     /// The consumer-group coordinator.
     pub fn groups(&self) -> &GroupCoordinator {
         &self.groups
+    }
+
+    /// The process-wide budget of built-but-unsent Fetch responses.
+    pub(crate) fn response_budget(&self) -> &crate::kafka::ResponseBudget {
+        &self.response_budget
     }
 
     /// The broker's settings.

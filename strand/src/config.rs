@@ -97,6 +97,10 @@ settings! {
     message_max_bytes: i32 = 1_048_588, env = "STRAND_MESSAGE_MAX_BYTES";
     /// Largest request frame accepted before allocation (`socket.request.max.bytes`) [default: 104857600].
     socket_request_max_bytes: u32 = 104_857_600, env = "STRAND_SOCKET_REQUEST_MAX_BYTES";
+    /// Bytes of Fetch responses built but not yet sent that the whole process may hold; a fetch reads only what is free (`queued.max.response.bytes`) [default: 134217728].
+    queued_max_response_bytes: usize = 128 * 1024 * 1024, env = "STRAND_QUEUED_MAX_RESPONSE_BYTES";
+    /// A connection stops reading requests while its unsent responses exceed this many bytes (`connection.queued.max.response.bytes`) [default: 16777216].
+    connection_queued_max_response_bytes: usize = 16 * 1024 * 1024, env = "STRAND_CONNECTION_QUEUED_MAX_RESPONSE_BYTES";
     /// How long the first rebalance of an empty consumer group waits for more members (`group.initial.rebalance.delay.ms`) [default: 3000].
     group_initial_rebalance_delay_ms: u64 = 3000, env = "STRAND_GROUP_INITIAL_REBALANCE_DELAY_MS";
     /// Smallest session timeout a consumer may ask for (`group.min.session.timeout.ms`) [default: 6000].

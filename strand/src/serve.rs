@@ -98,6 +98,8 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
         cleaner_interval_ms: config.log_cleaner_interval_ms,
         socket_request_max_bytes: config.socket_request_max_bytes,
         log_dir_reserve_bytes: config.log_dir_reserve_bytes,
+        queued_max_response_bytes: config.queued_max_response_bytes,
+        connection_queued_max_response_bytes: config.connection_queued_max_response_bytes,
         groups: GroupConfig {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),

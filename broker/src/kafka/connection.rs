@@ -9,7 +9,12 @@
 //! appended meanwhile and one fsync covers them all, as a Kafka producer with several
 //! requests in flight expects. The bounds mean a client that sends faster than it reads
 //! stalls its own reads instead of growing our memory; the frames read ahead also share a
-//! byte budget of one `socket.request.max.bytes`. A frame longer than
+//! byte budget of one `socket.request.max.bytes`. The runner encodes each response and
+//! waits while the connection's encoded-but-unsent bytes exceed
+//! `connection.queued.max.response.bytes`, so a client that pipelines fetches and never
+//! reads mutes its own reads (as Kafka's SocketServer mutes a channel with a response in
+//! flight) instead of pinning one response per request; a Fetch response also holds its
+//! grant of the process-wide `queued.max.response.bytes` until written. A frame longer than
 //! `socket.request.max.bytes`, a header that does not decode, an unknown API key or an
 //! unsupported version closes the connection with a log line, as Kafka does; ApiVersions
 //! of a too-new version is answered with `UNSUPPORTED_VERSION` so that the client can
@@ -27,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::api_versions;
 use super::dispatch::{self, Pending, Reply, RequestContext};
+use super::response_budget::Grant;
 use super::response_buf::ResponseBuf;
 use crate::Broker;
 
@@ -180,28 +186,31 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr
     let (tx, rx) = mpsc::channel::<Queued>(IN_FLIGHT);
     let (answers_tx, mut answers) = mpsc::channel::<Answer>(IN_FLIGHT);
     let max_frame = broker.config().socket_request_max_bytes;
+    let unsent_limit = broker.config().connection_queued_max_response_bytes;
     let reader = tokio::spawn(read_requests(broker, read, peer, max_frame, tx));
-    let runner = tokio::spawn(run_requests(rx, answers_tx));
-    while let Some((api, version, correlation_id, mut reply, _budget)) = answers.recv().await {
-        let response = loop {
-            match reply {
-                Reply::Response(r) => break Some(r),
-                Reply::None => break None,
-                Reply::Later(later) => reply = later.await,
-                Reply::Close(why) => {
-                    tracing::info!(%peer, "closing connection: {why}");
-                    reader.abort();
-                    runner.abort();
-                    let _ = write.shutdown().await;
-                    return;
+    let runner = tokio::spawn(run_requests(rx, answers_tx, unsent_limit));
+    while let Some(answer) = answers.recv().await {
+        // Held until the frame is written: see `Held`.
+        let (frame, _held) = match answer {
+            Answer::Frame(frame, held) => (frame, held),
+            Answer::Later(api, version, correlation_id, mut later, budget) => {
+                let reply = loop {
+                    match later.await {
+                        Reply::Later(next) => later = next,
+                        other => break other,
+                    }
+                };
+                match encode_reply(api, version, correlation_id, reply) {
+                    Ok(Some((frame, grant))) => (frame, (Some(budget), None, grant)),
+                    Ok(None) => continue,
+                    Err(why) => {
+                        close(&peer, &why);
+                        break;
+                    }
                 }
             }
-        };
-        let Some(response) = response else { continue };
-        let frame = match encode_response(api, version, correlation_id, &response) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(%peer, ?api, version, "cannot encode response, closing connection: {e}");
+            Answer::Close(why) => {
+                close(&peer, &why);
                 break;
             }
         };
@@ -215,20 +224,86 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr
     let _ = write.shutdown().await;
 }
 
-/// A request whose effects are done, with its reply (possibly still waiting) for the writer.
-type Answer = (ApiKey, i16, i32, Reply, OwnedSemaphorePermit);
+fn close(peer: &SocketAddr, why: &str) {
+    tracing::info!(%peer, "closing connection: {why}");
+}
 
-/// Runs each request's handler in arrival order and passes the replies on, in order.
-async fn run_requests(mut rx: mpsc::Receiver<Queued>, answers: mpsc::Sender<Answer>) {
+/// What a response holds until its last byte is written: the request's share of the
+/// read-ahead budget, the response's share of the connection's unsent bytes and, for a
+/// Fetch, its grant of the process's response budget.
+type Held = (
+    Option<OwnedSemaphorePermit>,
+    Option<OwnedSemaphorePermit>,
+    Option<Grant>,
+);
+
+/// What the runner hands the writer, in request order.
+enum Answer {
+    /// An encoded response frame.
+    Frame(Vec<Bytes>, Held),
+    /// A reply still waiting (acks=all for its fsync), encoded once it resolves.
+    Later(ApiKey, i16, i32, Pending, OwnedSemaphorePermit),
+    /// Close the connection, saying why.
+    Close(String),
+}
+
+/// An encoded response frame and the budget grant its batches hold.
+type Encoded = (Vec<Bytes>, Option<Grant>);
+
+/// Encodes a reply: `Ok(None)` when nothing is sent, the frame and the budget grant it
+/// holds otherwise, `Err` to close the connection (a Later reply is not expected here).
+fn encode_reply(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    reply: Reply,
+) -> Result<Option<Encoded>, String> {
+    let (response, grant) = match reply {
+        Reply::Response(r) => (r, None),
+        Reply::Budgeted(r, grant) => (r, Some(grant)),
+        Reply::None => return Ok(None),
+        Reply::Close(why) => return Err(why),
+        Reply::Later(_) => return Err("a waiting reply reached the encoder".to_string()),
+    };
+    match encode_response(api, version, correlation_id, &response) {
+        Ok(frame) => Ok(Some((frame, grant))),
+        Err(e) => {
+            tracing::error!(?api, version, "cannot encode response: {e}");
+            Err(format!("cannot encode a {api:?} v{version} response"))
+        }
+    }
+}
+
+/// Runs each request's handler in arrival order, encodes the replies and passes them on,
+/// in order. While the connection's encoded-but-unsent responses exceed `unsent_limit`
+/// bytes it waits, running nothing more: the requests queue up behind it, the reader stops
+/// reading, and a client that sends without reading holds at most that much (plus one
+/// response) instead of one response per request it pipelined.
+async fn run_requests(
+    mut rx: mpsc::Receiver<Queued>,
+    answers: mpsc::Sender<Answer>,
+    unsent_limit: usize,
+) {
+    let unsent_limit = unsent_limit.clamp(1, u32::MAX as usize);
+    let unsent = Arc::new(Semaphore::new(unsent_limit));
     while let Some((api, version, correlation_id, pending, budget)) = rx.recv().await {
-        let reply = pending.await;
-        let close = matches!(reply, Reply::Close(_));
-        if answers
-            .send((api, version, correlation_id, reply, budget))
-            .await
-            .is_err()
-            || close
-        {
+        let answer = match pending.await {
+            Reply::Later(later) => Answer::Later(api, version, correlation_id, later, budget),
+            reply => match encode_reply(api, version, correlation_id, reply) {
+                Ok(None) => continue,
+                Ok(Some((frame, grant))) => {
+                    let len: usize = frame.iter().map(Bytes::len).sum();
+                    let share = len.clamp(1, unsent_limit) as u32;
+                    let Ok(permit) = unsent.clone().acquire_many_owned(share).await else {
+                        return;
+                    };
+                    Answer::Frame(frame, (Some(budget), Some(permit), grant))
+                }
+                Err(why) => Answer::Close(why),
+            },
+        };
+        let close = matches!(answer, Answer::Close(_));
+        if answers.send(answer).await.is_err() || close {
             return;
         }
     }

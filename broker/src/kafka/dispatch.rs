@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
+use super::response_budget::Grant;
 use super::{
     api_versions, configs, delete_records, describe_cluster, fetch, groups, init_producer_id,
     leader_epoch, list_offsets, metadata, produce, topics,
@@ -42,6 +43,9 @@ impl RequestContext {
 pub(crate) enum Reply {
     /// Send this response.
     Response(ResponseKind),
+    /// Send this response, which holds a share of the process's response budget until it
+    /// is written (a Fetch response and its batches).
+    Budgeted(ResponseKind, Grant),
     /// Send nothing (Produce with acks=0).
     None,
     /// Close the connection (Produce with acks=0 that failed, as Kafka does), saying why.
@@ -66,9 +70,10 @@ pub(crate) fn dispatch(ctx: RequestContext, request: RequestKind) -> Pending {
                 Reply::Response(ResponseKind::Metadata(metadata::handle(&ctx, req).await))
             }
             RequestKind::Produce(req) => produce::handle(&ctx, req).await,
-            RequestKind::Fetch(req) => {
-                Reply::Response(ResponseKind::Fetch(fetch::handle(&ctx, req).await))
-            }
+            RequestKind::Fetch(req) => match fetch::handle(&ctx, req).await {
+                (response, Some(grant)) => Reply::Budgeted(ResponseKind::Fetch(response), grant),
+                (response, None) => Reply::Response(ResponseKind::Fetch(response)),
+            },
             RequestKind::ListOffsets(req) => Reply::Response(ResponseKind::ListOffsets(
                 list_offsets::handle(&ctx, req).await,
             )),

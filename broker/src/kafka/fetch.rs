@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use super::dispatch::RequestContext;
 use super::error::{internal_error, log_error};
 use super::lookup;
+use super::response_budget::Grant;
 use crate::log::{LogError, PartitionLog};
 
 /// Longest a fetch waits, whatever the client asks.
@@ -41,14 +42,19 @@ struct Slot {
     max_bytes: usize,
 }
 
-/// Answers Fetch.
-pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+/// Answers Fetch, with the share of the process's response budget its batches hold until
+/// they are written.
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    req: FetchRequest,
+) -> (FetchResponse, Option<Grant>) {
     let broker = &ctx.broker;
     let version = ctx.version();
     if req.session_id != 0 {
-        return FetchResponse::default()
+        let response = FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
+        return (response, None);
     }
     let by_id = version >= 13;
     let read_committed = req.isolation_level == 1;
@@ -103,12 +109,19 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     let slots = Arc::new(slots);
+    let budget = broker.response_budget();
+    let mut held = None;
+    // The bytes a read returned beyond its grant (a first batch returned whole): the next
+    // grant waits for that much instead of keeping batches the budget cannot hold.
+    let mut need = 0;
     loop {
         // Subscribing before reading means an append racing with the read still wakes us.
         let mut watches: Vec<watch::Receiver<i64>> =
             slots.iter().map(|s| s.log.subscribe()).collect();
+        let mut grant = budget.grant(max_bytes, need).await;
         let s = slots.clone();
-        let read = tokio::task::spawn_blocking(move || read_all(&s, max_bytes)).await;
+        let granted = grant.bytes();
+        let read = tokio::task::spawn_blocking(move || read_all(&s, granted)).await;
         let results = match read {
             Ok(results) => results,
             Err(e) => {
@@ -125,19 +138,40 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
             .iter()
             .map(|r| r.as_ref().map(|(b, _, _)| b.len()).unwrap_or(0))
             .sum();
+        if total > grant.bytes() && !grant.try_grow(total) && !grant.is_whole_budget() {
+            need = total;
+            continue;
+        }
+        grant.shrink(total);
         let any_error = results.iter().any(|r| r.is_err());
         let done = total >= min_bytes
             || any_error
             || slots.is_empty()
             || tokio::time::Instant::now() >= deadline;
-        if done || !wait_for_any(&mut watches, deadline).await {
+        if done {
             fill(&mut responses, &slots, results);
+            held = Some(grant);
+            break;
+        }
+        // Nothing of a long poll is held while it waits.
+        drop(results);
+        drop(grant);
+        if !wait_for_any(&mut watches, deadline).await {
+            // Nothing moved: the last read is the answer, read again under a fresh grant.
+            let grant = budget.grant(max_bytes, 0).await;
+            let s = slots.clone();
+            let granted = grant.bytes();
+            if let Ok(results) = tokio::task::spawn_blocking(move || read_all(&s, granted)).await {
+                fill(&mut responses, &slots, results);
+            }
+            held = Some(grant);
             break;
         }
     }
-    FetchResponse::default()
+    let response = FetchResponse::default()
         .with_session_id(0)
-        .with_responses(responses)
+        .with_responses(responses);
+    (response, held)
 }
 
 type ReadOutcome = Result<(Bytes, i64, i64), LogError>;

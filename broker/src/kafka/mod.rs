@@ -26,6 +26,7 @@ mod list_offsets;
 mod lookup;
 mod metadata;
 mod produce;
+mod response_budget;
 mod response_buf;
 mod topics;
 
@@ -35,6 +36,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Broker;
+
+pub(crate) use response_budget::ResponseBudget;
 
 /// See [`crate::decode_request_frame`].
 pub(crate) fn decode_request_frame(frame: bytes::Bytes) -> Result<(), String> {
