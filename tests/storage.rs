@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, CreateTopicsRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use strand_tests::kafka::{KafkaClient, batch, create_topic, fetch, name, now_ms, produce};
@@ -219,5 +222,79 @@ fn failed_writes_are_logged_and_unhealthy_until_the_partition_writes_again() -> 
     assert_eq!((r.error_code, r.base_offset), (0, 2));
     let (status, body) = http_get(strand.addr("admin")?, "/health")?;
     assert_eq!((status, body.trim()), (200, "ok"));
+    Ok(())
+}
+
+/// Produces one record to partition 0 of each topic and fetches everything back.
+fn produce_and_fetch(
+    client: &mut KafkaClient,
+    topics: &[String],
+    round: i64,
+) -> anyhow::Result<()> {
+    for topic in topics {
+        let r = produce(client, topic, 0, one_record(topic.as_bytes()))?;
+        assert_eq!(
+            (r.error_code, r.base_offset),
+            (0, round),
+            "produce to {topic}"
+        );
+        let f = fetch(client, topic, 0, 0, 0)?;
+        assert_eq!(f.error_code, 0, "fetch from {topic}");
+        let values = strand_tests::kafka::values(&f.records)?;
+        assert_eq!(values.len() as i64, round + 1, "{topic}");
+        assert!(values.iter().all(|v| v == topic.as_bytes()), "{topic}");
+    }
+    Ok(())
+}
+
+#[test]
+fn six_hundred_topics_are_served_under_256_descriptors_before_and_after_a_restart()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let launch = || Launch::default().limit(RlimitResource::NoFile, 256);
+    let strand = Strand::launch(dir.path(), &[], &[], launch())?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    for chunk in 0..6 {
+        let topics = (0..100)
+            .map(|i| {
+                CreatableTopic::default()
+                    .with_name(name(&format!("t{}", chunk * 100 + i)))
+                    .with_num_partitions(1)
+                    .with_replication_factor(-1)
+            })
+            .collect();
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(60_000)
+            .with_topics(topics);
+        for t in client.call(7, &req)?.topics {
+            assert_eq!(
+                t.error_code,
+                0,
+                "creating {}: {:?}",
+                t.name.as_str(),
+                t.error_message
+            );
+        }
+    }
+    let some: Vec<String> = [0, 123, 299, 450, 599]
+        .iter()
+        .map(|i| format!("t{i}"))
+        .collect();
+    produce_and_fetch(&mut client, &some, 0)?;
+    assert!(strand.terminate()?.success());
+
+    // A restart opens the 600 logs under the same limit and keeps serving.
+    let strand = Strand::launch(dir.path(), &[], &[], launch())?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    produce_and_fetch(&mut client, &some, 1)?;
+    let mut others = Vec::new();
+    for _ in 0..40 {
+        let mut c = KafkaClient::connect(strand.addr("kafka")?)?;
+        assert_eq!(c.call(3, &ApiVersionsRequest::default())?.error_code, 0);
+        others.push(c);
+    }
+    let (status, _) = http_get(strand.addr("admin")?, "/health")?;
+    assert_eq!(status, 200);
+    assert!(strand.terminate()?.success());
     Ok(())
 }

@@ -131,6 +131,8 @@ impl PartitionLog {
             report.records_removed += cleaned.records_removed;
             report.bytes_before += size;
             report.bytes_after += cleaned.view.size;
+            // Readers that found the old segment keep reading it once renamed over.
+            seg.retire()?;
             swap_in(&self.dir, seg.base_offset)?;
             self.view_mut()
                 .segments
@@ -271,6 +273,7 @@ fn clean_segment(
     Ok(Some(Cleaned {
         view: SegmentView {
             file: Arc::new(SegmentFile::new(
+                seg.fds(),
                 base,
                 segment::file_path(dir, base, segment::LOG_SUFFIX),
                 out,

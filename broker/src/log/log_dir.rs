@@ -15,10 +15,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::LogError;
+use super::{FdCache, LogError};
 
 /// How old a free-space probe may be before the append path probes again.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -45,6 +45,8 @@ pub struct LogDir {
     any_failing: AtomicBool,
     low_log: RateLimit,
     failure_log: RateLimit,
+    /// The budget of open segment files shared by the directory's logs.
+    fds: Arc<FdCache>,
 }
 
 impl std::fmt::Debug for LogDir {
@@ -86,12 +88,18 @@ impl LogDir {
             any_failing: AtomicBool::new(false),
             low_log: RateLimit::default(),
             failure_log: RateLimit::default(),
+            fds: Arc::new(FdCache::default()),
         }
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The budget of open segment files its logs share.
+    pub fn fds(&self) -> &Arc<FdCache> {
+        &self.fds
     }
 
     /// Bytes kept free for internal topics.
@@ -304,8 +312,6 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn fake(free: &Arc<AtomicU64>) -> SpaceProbe {

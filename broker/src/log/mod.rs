@@ -46,7 +46,9 @@
 //! Files by concept: `batch` (the batch header and its checks), `segment` (segment files
 //! and walking their batches), `index` (the two sparse indexes), `partition` (the handle,
 //! its locks, append/read/flush), `producer`, `recovery`, `snapshot`, `retention`,
-//! `compaction`, `timestamps`.
+//! `compaction`, `timestamps`; `log_dir` (the data directory: free space, the reserve of
+//! internal topics, failures for `/health`) and `fd_cache` (the budget of open segment
+//! files shared by all logs, so that idle partitions hold no descriptors).
 
 mod batch;
 mod buffers;
@@ -54,6 +56,7 @@ mod compaction;
 mod compression;
 mod config;
 mod error;
+mod fd_cache;
 mod index;
 mod keyed;
 mod log_dir;
@@ -76,6 +79,7 @@ pub use compaction::CompactionReport;
 pub use compression::Codec;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::LogError;
+pub use fd_cache::FdCache;
 pub use keyed::encode_keyed_batch;
 pub use log_dir::{LogDir, SpaceProbe, free_bytes};
 pub use partition::{AppendInfo, PartitionLog, ReadResult};

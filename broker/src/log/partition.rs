@@ -29,7 +29,7 @@ use super::index::{self, IndexBuilder, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE};
 use super::producer::{self, ProducerEntry, ProducerTable, SequenceCheck};
 use super::segment::{self, HeaderScanner, SegmentFile};
 use super::snapshot::{self, SegmentMeta, Snapshot};
-use super::{LogConfig, LogDir, LogError};
+use super::{FdCache, LogConfig, LogDir, LogError};
 
 /// The outcome of an append: the offsets the log assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +103,6 @@ pub(super) struct SegmentView {
 pub(super) struct Writer {
     pub(super) config: LogConfig,
     pub(super) active: Arc<SegmentFile>,
-    pub(super) index_file: File,
-    pub(super) time_index_file: File,
     /// Entries of the active segment's indexes already written to their files.
     pub(super) offsets_written: usize,
     pub(super) times_written: usize,
@@ -220,9 +218,9 @@ impl PartitionLog {
         }
 
         let at = w.size;
-        if let Err(e) = w.active.file.write_all_at(batches, at) {
+        if let Err(e) = w.active.write_all_at(batches, at) {
             // Leave no partial batch behind: the next append would write after it.
-            if let Err(t) = w.active.file.set_len(at) {
+            if let Err(t) = w.active.set_len(at) {
                 tracing::error!(file = %w.active.path.display(), error = %t,
                     "could not truncate a failed append; recovery will at restart");
             }
@@ -353,12 +351,15 @@ impl PartitionLog {
         }
         self.write_index_entries(w)?;
         let base = w.next_offset;
-        let (seg, index_file, time_index_file) =
-            create_segment(&self.dir, base, w.config.index_interval_bytes)?;
+        let seg = create_segment(
+            self.log_dir.fds(),
+            &self.dir,
+            base,
+            w.config.index_interval_bytes,
+        )?;
         segment::sync_dir(&self.dir)?;
         let old = std::mem::replace(&mut w.active, Arc::clone(&seg.file));
-        let old_index = std::mem::replace(&mut w.index_file, index_file);
-        let old_time_index = std::mem::replace(&mut w.time_index_file, time_index_file);
+        let dir = self.dir.clone();
         // Listed before the view switches to the new segment: a flush that sees the new
         // segment then also sees the old one still to be fsynced (see flush_to).
         let synced = Arc::new(AtomicBool::new(false));
@@ -378,10 +379,8 @@ impl PartitionLog {
         let background_synced = Arc::clone(&synced);
         let sync = move || {
             let result = old
-                .file
                 .sync_data()
-                .and_then(|_| old_index.sync_data())
-                .and_then(|_| old_time_index.sync_data());
+                .and_then(|_| sync_index_files(&dir, old.base_offset));
             if result.is_ok() {
                 background_synced.store(true, Ordering::Release);
             }
@@ -395,7 +394,6 @@ impl PartitionLog {
             .spawn(sync);
         if spawned.is_err() {
             inline
-                .file
                 .sync_data()
                 .map_err(|e| LogError::io(&inline.path, e))?;
             synced.store(true, Ordering::Release);
@@ -422,24 +420,28 @@ impl PartitionLog {
             }
             (seg.index.offsets.len(), times_start)
         };
-        let at = (w.offsets_written * OFFSET_ENTRY_SIZE) as u64;
-        w.index_file
-            .write_all_at(&buf[..times_start], at)
-            .map_err(|e| {
-                LogError::io(
-                    segment::file_path(&self.dir, base, segment::INDEX_SUFFIX),
-                    e,
-                )
-            })?;
-        let at = (w.times_written * TIME_ENTRY_SIZE) as u64;
-        w.time_index_file
-            .write_all_at(&buf[times_start..], at)
-            .map_err(|e| {
-                LogError::io(
-                    segment::file_path(&self.dir, base, segment::TIME_INDEX_SUFFIX),
-                    e,
-                )
-            })?;
+        // Opened for the write only: entries come every `index.interval.bytes` and are
+        // written 512 at a time, so an idle partition holds no index descriptors.
+        for (suffix, bytes, at) in [
+            (
+                segment::INDEX_SUFFIX,
+                &buf[..times_start],
+                (w.offsets_written * OFFSET_ENTRY_SIZE) as u64,
+            ),
+            (
+                segment::TIME_INDEX_SUFFIX,
+                &buf[times_start..],
+                (w.times_written * TIME_ENTRY_SIZE) as u64,
+            ),
+        ] {
+            if bytes.is_empty() {
+                continue;
+            }
+            let path = segment::file_path(&self.dir, base, suffix);
+            segment::open_rw(&path)?
+                .write_all_at(bytes, at)
+                .map_err(|e| LogError::io(&path, e))?;
+        }
         w.offsets_written = offsets_total;
         w.times_written += (buf.len() - times_start) / TIME_ENTRY_SIZE;
         w.scratch = buf;
@@ -573,7 +575,7 @@ impl PartitionLog {
             let result = rolled
                 .iter()
                 .chain(&file)
-                .try_for_each(|f| f.file.sync_data().map_err(|e| LogError::io(&f.path, e)))
+                .try_for_each(|f| f.sync_data().map_err(|e| LogError::io(&f.path, e)))
                 // An fsync of a deleted file succeeds; only its path tells it is gone.
                 .and_then(|()| file.as_deref().map_or(Ok(()), |f| self.check_active(f)));
             fs = lock(&self.flush);
@@ -729,14 +731,8 @@ impl PartitionLog {
         }
         self.flush()?;
         self.write_index_entries(&mut w)?;
-        let base = w.active.base_offset;
-        for (f, suffix) in [
-            (&w.index_file, segment::INDEX_SUFFIX),
-            (&w.time_index_file, segment::TIME_INDEX_SUFFIX),
-        ] {
-            f.sync_data()
-                .map_err(|e| LogError::io(segment::file_path(&self.dir, base, suffix), e))?;
-        }
+        sync_index_files(&self.dir, w.active.base_offset)
+            .map_err(|e| LogError::io(&self.dir, e))?;
         self.write_snapshot(&w.producers, false)
     }
 
@@ -762,32 +758,41 @@ impl Drop for PartitionLog {
 
 /// Creates the three files of a new, empty segment.
 pub(super) fn create_segment(
+    fds: &Arc<FdCache>,
     dir: &Path,
     base: i64,
     index_interval: u64,
-) -> Result<(SegmentView, File, File), LogError> {
+) -> Result<SegmentView, LogError> {
     let path = segment::file_path(dir, base, segment::LOG_SUFFIX);
     let file = segment::open_rw(&path)?;
     file.set_len(0).map_err(|e| LogError::io(&path, e))?;
-    let mut index_files = Vec::with_capacity(2);
     for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
         let p = segment::file_path(dir, base, suffix);
-        let f = segment::open_rw(&p)?;
-        f.set_len(0).map_err(|e| LogError::io(&p, e))?;
-        index_files.push(f);
+        segment::open_rw(&p)?
+            .set_len(0)
+            .map_err(|e| LogError::io(&p, e))?;
     }
-    let time_index_file = index_files.pop();
-    let index_file = index_files.pop();
-    let (Some(index_file), Some(time_index_file)) = (index_file, time_index_file) else {
-        unreachable!("two index files were just opened");
-    };
-    let seg = SegmentView {
-        file: Arc::new(SegmentFile::new(base, path, file)?),
+    Ok(SegmentView {
+        file: Arc::new(SegmentFile::new(fds, base, path, file)?),
         size: 0,
         index: IndexBuilder::new(base, index_interval),
         last_offset: None,
-    };
-    Ok((seg, index_file, time_index_file))
+    })
+}
+
+/// fsyncs a segment's two index files, if they are still there.
+fn sync_index_files(dir: &Path, base: i64) -> std::io::Result<()> {
+    for suffix in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
+        match File::options()
+            .write(true)
+            .open(segment::file_path(dir, base, suffix))
+        {
+            Ok(f) => f.sync_data()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Position of the first batch at or after `pos` whose last offset is >= `offset`.

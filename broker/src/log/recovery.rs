@@ -29,7 +29,7 @@ use super::partition::{FlushState, PartitionLog, SegmentView, View, Writer};
 use super::producer::ProducerTable;
 use super::segment::{self, SegmentFile};
 use super::snapshot::{self, SegmentMeta, Snapshot};
-use super::{LogConfig, LogDir, LogError};
+use super::{FdCache, LogConfig, LogDir, LogError};
 
 /// Name of the file holding the log start offset set by DeleteRecords.
 pub(crate) const LOG_START_FILE: &str = "log-start-offset";
@@ -141,7 +141,7 @@ fn open_segments(
             .as_ref()
             .filter(|_| base != last_base)
             .and_then(|s| s.segments.get(i))
-            .map(|meta| restore_segment(dir, meta, &config))
+            .map(|meta| restore_segment(placement.log_dir.fds(), dir, meta, &config))
             .transpose()?
             .flatten();
         if let Some(seg) = restored {
@@ -163,7 +163,17 @@ fn open_segments(
         // fsync still running in the background: it gets the CRC32C check too.
         let verify = i + 2 >= log_bases.len();
         let is_last = base == last_base;
-        let seg = load_segment(dir, base, is_last, verify, next_expected, &config, table)?;
+        let fds = placement.log_dir.fds();
+        let seg = load_segment(
+            fds,
+            dir,
+            base,
+            is_last,
+            verify,
+            next_expected,
+            &config,
+            table,
+        )?;
         let recorded = trusted.as_ref().and_then(|s| s.segments.get(i));
         if recorded.is_some_and(|meta| meta.size != seg.size) {
             // Damaged since the clean shutdown: the snapshot's producer state may refer to
@@ -205,8 +215,12 @@ fn open_segments(
                 segment::remove_file(&segment::file_path(dir, b, suffix))?;
             }
         }
-        let (seg, _, _) =
-            super::partition::create_segment(dir, recorded, config.index_interval_bytes)?;
+        let seg = super::partition::create_segment(
+            placement.log_dir.fds(),
+            dir,
+            recorded,
+            config.index_interval_bytes,
+        )?;
         segments.insert(recorded, seg);
         segment::sync_dir(dir)?;
     } else if created {
@@ -231,7 +245,6 @@ fn open_segments(
     // shutdown the snapshot (written after the close's fsync) vouches for it.
     if trusted.is_none() {
         active_file
-            .file
             .sync_data()
             .map_err(|e| LogError::io(&active_file.path, e))?;
     }
@@ -239,14 +252,8 @@ fn open_segments(
     let rolling_timestamp = rolling_timestamp(active)?;
     let offsets_written = active.index.offsets.len();
     let times_written = active.index.times.len();
-    let open_index = |suffix| {
-        let p = segment::file_path(dir, active_file.base_offset, suffix);
-        segment::open_rw(&p)
-    };
     let writer = Writer {
         config,
-        index_file: open_index(segment::INDEX_SUFFIX)?,
-        time_index_file: open_index(segment::TIME_INDEX_SUFFIX)?,
         active: active_file,
         offsets_written,
         times_written,
@@ -300,6 +307,7 @@ fn matches_directory(dir: &Path, snapshot: &Snapshot, log_bases: &[i64]) -> bool
 /// A segment as the clean-shutdown snapshot and its index files describe it; `None` when
 /// the index files fail their check.
 fn restore_segment(
+    fds: &Arc<FdCache>,
     dir: &Path,
     meta: &SegmentMeta,
     config: &LogConfig,
@@ -309,9 +317,8 @@ fn restore_segment(
         return Ok(None);
     };
     let path = segment::file_path(dir, meta.base, segment::LOG_SUFFIX);
-    let file = segment::open_rw(&path)?;
     Ok(Some(SegmentView {
-        file: Arc::new(SegmentFile::new(meta.base, path, file)?),
+        file: Arc::new(SegmentFile::at_path(fds, meta.base, path)?),
         size: meta.size,
         index,
         last_offset: meta.last_offset,
@@ -325,7 +332,9 @@ fn rolling_timestamp(seg: &SegmentView) -> Result<Option<i64>, LogError> {
 }
 
 /// Opens one segment, truncating a damaged tail, and rebuilds its indexes if needed.
+#[allow(clippy::too_many_arguments)]
 fn load_segment(
+    fds: &Arc<FdCache>,
     dir: &Path,
     base: i64,
     is_last: bool,
@@ -337,7 +346,7 @@ fn load_segment(
     let path = segment::file_path(dir, base, segment::LOG_SUFFIX);
     let file = segment::open_rw(&path)?;
     let file_len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-    let seg = SegmentFile::new(base, path, file)?;
+    let seg = SegmentFile::new(fds, base, path, file)?;
     let mut builder = IndexBuilder::new(base, config.index_interval_bytes);
     let mut last_offset = None;
     // The active segment is never compacted, so its offsets run without gaps from its
@@ -375,9 +384,8 @@ fn load_segment(
             reason,
             "truncating the log after its last whole valid batch"
         );
-        seg.file
-            .set_len(valid_end)
-            .and_then(|_| seg.file.sync_all())
+        seg.set_len(valid_end)
+            .and_then(|_| seg.sync_all())
             .map_err(|e| LogError::io(&seg.path, e))?;
     }
     if !is_last {

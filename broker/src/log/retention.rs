@@ -128,6 +128,8 @@ impl PartitionLog {
         };
         for (file, size) in removed {
             report.bytes_deleted += size;
+            // Readers that found the segment keep reading it once deleted.
+            file.retire()?;
             // The .log goes first: indexes without it are removed at the next open.
             for suffix in [
                 segment::LOG_SUFFIX,

@@ -2,18 +2,23 @@
 //!
 //! A segment is the `.log` file of batches starting at its base offset, plus its two
 //! index files (see `index`). Reads use `pread` (`FileExt::read_exact_at`) on a shared
-//! file handle, so any number of readers proceed at once and alongside the appender; a
-//! segment deleted or replaced while a reader holds its handle stays readable to it.
+//! file handle, so any number of readers proceed at once and alongside the appender; the
+//! handle is kept by the data directory's `fd_cache` and reopened by path when closed. A
+//! segment compaction replaces or retention deletes is first *retired* (kept open), so it
+//! stays readable to readers holding it.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
 use super::LogError;
 use super::batch::BatchHeader;
+use super::fd_cache::{FdCache, Slot};
 
 /// Suffix of segment data files.
 pub(crate) const LOG_SUFFIX: &str = "log";
@@ -38,27 +43,113 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(i64, &str)> {
     Some((stem.parse().ok()?, suffix))
 }
 
-/// An open `.log` file, shared between the appender and readers.
+/// A `.log` file, shared between the appender and readers, kept open by the data
+/// directory's [`FdCache`] and reopened by path when the cache closed it.
 #[derive(Debug)]
 pub(crate) struct SegmentFile {
     pub(crate) base_offset: i64,
     pub(crate) path: PathBuf,
-    pub(crate) file: File,
-    /// Device and inode of the open file, to tell whether `path` still names it.
+    /// Device and inode of the file, to tell whether `path` still names it.
     identity: (u64, u64),
+    fds: Arc<FdCache>,
+    id: u64,
+    slot: Arc<Slot>,
 }
 
 impl SegmentFile {
     /// Wraps an open file that `path` names (or will name, once a compaction's output is
     /// renamed into place: a rename keeps the inode).
-    pub(crate) fn new(base_offset: i64, path: PathBuf, file: File) -> Result<Self, LogError> {
+    pub(crate) fn new(
+        fds: &Arc<FdCache>,
+        base_offset: i64,
+        path: PathBuf,
+        file: File,
+    ) -> Result<Self, LogError> {
         let meta = file.metadata().map_err(|e| LogError::io(&path, e))?;
+        let (id, slot) = fds.register(Some(file));
         Ok(SegmentFile {
             base_offset,
             identity: (meta.dev(), meta.ino()),
             path,
-            file,
+            fds: Arc::clone(fds),
+            id,
+            slot,
         })
+    }
+
+    /// The existing file at `path`, not opened until first used (a restart then opens
+    /// only the segments that are read or written).
+    pub(crate) fn at_path(
+        fds: &Arc<FdCache>,
+        base_offset: i64,
+        path: PathBuf,
+    ) -> Result<Self, LogError> {
+        let meta = std::fs::metadata(&path).map_err(|e| LogError::io(&path, e))?;
+        let (id, slot) = fds.register(None);
+        Ok(SegmentFile {
+            base_offset,
+            identity: (meta.dev(), meta.ino()),
+            path,
+            fds: Arc::clone(fds),
+            id,
+            slot,
+        })
+    }
+
+    /// The cache this file's descriptor is kept in.
+    pub(crate) fn fds(&self) -> &Arc<FdCache> {
+        &self.fds
+    }
+
+    /// The open file, reopened by path if the cache closed it; a path that no longer
+    /// leads to the same file is an error, never another file's bytes.
+    fn handle(&self) -> io::Result<Arc<File>> {
+        if let Some(f) = self.fds.get(&self.slot) {
+            return Ok(f);
+        }
+        let file = File::options().read(true).write(true).open(&self.path)?;
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != self.identity {
+            return Err(io::Error::other("the segment was replaced by another file"));
+        }
+        Ok(self.fds.fill(&self.slot, file))
+    }
+
+    /// Writes all of `buf` at `pos`; the file stays open until its next fsync.
+    pub(crate) fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.slot.dirty.store(true, Ordering::Release);
+        self.handle()?.write_all_at(buf, pos)
+    }
+
+    /// Cuts (or extends) the file to `len` bytes.
+    pub(crate) fn set_len(&self, len: u64) -> io::Result<()> {
+        self.slot.dirty.store(true, Ordering::Release);
+        self.handle()?.set_len(len)
+    }
+
+    /// fsyncs the file's data.
+    pub(crate) fn sync_data(&self) -> io::Result<()> {
+        let dirty = self.slot.dirty.swap(false, Ordering::AcqRel);
+        let result = self.handle().and_then(|f| f.sync_data());
+        if result.is_err() && dirty {
+            self.slot.dirty.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// fsyncs the file's data and metadata.
+    pub(crate) fn sync_all(&self) -> io::Result<()> {
+        self.sync_data()?;
+        self.handle()?.sync_all()
+    }
+
+    /// Keeps the file open for as long as this handle lives: called before compaction
+    /// renames another file over its path or retention deletes it, so that readers that
+    /// found the segment go on reading it.
+    pub(crate) fn retire(&self) -> Result<(), LogError> {
+        self.handle().map_err(|e| LogError::io(&self.path, e))?;
+        self.slot.pinned.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// `Err` with what happened when the path no longer names the open file: it was
@@ -81,9 +172,15 @@ impl SegmentFile {
 
     /// Reads exactly `buf.len()` bytes at `pos`.
     pub(crate) fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), LogError> {
-        self.file
-            .read_exact_at(buf, pos)
+        self.handle()
+            .and_then(|f| f.read_exact_at(buf, pos))
             .map_err(|e| LogError::io(&self.path, e))
+    }
+}
+
+impl Drop for SegmentFile {
+    fn drop(&mut self) {
+        self.fds.release(self.id, &self.slot);
     }
 }
 
