@@ -1,15 +1,18 @@
 //! What a hostile client does to a real `strand serve`, from the attack run of issue 15:
 //! frames announcing counts their bytes cannot hold, sent to a server whose address space
 //! is limited as `prlimit --as` limits it. Each test asserts that the server survives and
-//! keeps answering other clients: hostile frames, and pipelined fetches nobody reads.
+//! keeps answering other clients: hostile frames, pipelined fetches nobody reads, absurd
+//! Metadata topic lists and auto-creation floods, too many or idle connections.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kafka_protocol::messages::ApiVersionsRequest;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
 use kafka_protocol::records::Compression;
-use strand_tests::kafka::{KafkaClient, batch, create_topic, fetch_request, now_ms, produce};
+use strand_tests::kafka::{KafkaClient, batch, create_topic, fetch_request, name, now_ms, produce};
 use strand_tests::{Launch, RlimitResource, Strand};
 
 /// Address space given to the server: room for its threads and buffers, far less than the
@@ -136,6 +139,84 @@ fn pipelined_fetches_nobody_reads_stay_within_the_response_budgets() -> anyhow::
         "RSS {} MB before, peak {} MB under the pipelined-fetch attack",
         before >> 20,
         peak >> 20
+    );
+    Ok(())
+}
+
+#[test]
+fn one_metadata_request_auto_creates_a_bounded_number_of_topics() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &["--max-broker-partitions", "30"])?;
+    let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+    let all = client.call(1, &MetadataRequest::default().with_topics(None))?;
+    let existing: usize = all.topics.iter().map(|t| t.partitions.len()).sum();
+    let ask = |names: std::ops::Range<usize>| {
+        MetadataRequest::default().with_topics(Some(
+            names
+                .map(|i| MetadataRequestTopic::default().with_name(Some(name(&format!("new-{i}")))))
+                .collect(),
+        ))
+    };
+    // The ~8 KB request of the attack run: 600 new topics.
+    let first = client.call(1, &ask(0..600))?;
+    let created = first.topics.iter().filter(|t| t.error_code == 0).count();
+    assert!(
+        created > 0 && created <= 20,
+        "{created} topics created at once"
+    );
+    assert!(
+        first
+            .topics
+            .iter()
+            .filter(|t| t.error_code != 0)
+            .all(|t| t.error_code == ResponseError::ThrottlingQuotaExceeded.code()),
+        "the rest are told to retry"
+    );
+    // Asking again creates more, until the broker holds its 30 partitions (some of them
+    // the internal topics').
+    let mut total = created;
+    for _ in 0..5 {
+        let again = client.call(1, &ask(0..600))?;
+        total = again.topics.iter().filter(|t| t.error_code == 0).count();
+    }
+    assert_eq!(
+        total,
+        30 - existing,
+        "auto-creation stops at max.broker.partitions"
+    );
+    let last = client.call(1, &ask(0..600))?;
+    assert!(
+        last.topics
+            .iter()
+            .any(|t| t.error_code == ResponseError::PolicyViolation.code())
+    );
+    Ok(())
+}
+
+#[test]
+fn metadata_with_millions_of_empty_names_is_refused_and_repeats_answered_once() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("kafka")?;
+    // Metadata v1 naming 5 M empty topics: a 10 MB request.
+    let mut frame = vec![0, 3, 0, 1, 0, 0, 0, 9, 0xff, 0xff];
+    frame.extend_from_slice(&5_000_000i32.to_be_bytes());
+    frame.resize(frame.len() + 2 * 5_000_000, 0);
+    assert!(closed_after_frame(addr, &frame)?);
+
+    // A few thousand repeats of one invalid name are answered once.
+    let mut client = KafkaClient::connect(addr)?;
+    let req = MetadataRequest::default().with_topics(Some(
+        (0..5000)
+            .map(|_| MetadataRequestTopic::default().with_name(Some(name(""))))
+            .collect(),
+    ));
+    let answer = client.call(1, &req)?;
+    assert_eq!(answer.topics.len(), 1);
+    assert_eq!(
+        answer.topics[0].error_code,
+        ResponseError::InvalidTopicException.code()
     );
     Ok(())
 }

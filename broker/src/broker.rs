@@ -23,6 +23,9 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     /// `num.partitions`: partitions of an auto-created topic.
     pub num_partitions: i32,
+    /// `max.broker.partitions` (KIP-578): auto-creation stops once the broker holds this
+    /// many partitions, answering `POLICY_VIOLATION`.
+    pub max_broker_partitions: usize,
     /// Defaults of per-topic configs (`log.*`, `message.max.bytes`).
     pub topic_defaults: TopicDefaults,
     /// How often every log is fsynced in the background, in milliseconds.

@@ -79,6 +79,8 @@ settings! {
     auto_create_topics: bool = true, env = "STRAND_AUTO_CREATE_TOPICS";
     /// Partitions of an auto-created topic [default: 1].
     num_partitions: i32 = 1, env = "STRAND_NUM_PARTITIONS";
+    /// Auto-creation of topics stops once the broker holds this many partitions (`max.broker.partitions`) [default: 10000].
+    max_broker_partitions: usize = 10_000, env = "STRAND_MAX_BROKER_PARTITIONS";
     /// Default `segment.bytes` of new topics [default: 1073741824].
     log_segment_bytes: u64 = 1024 * 1024 * 1024, env = "STRAND_LOG_SEGMENT_BYTES";
     /// Default `retention.ms` of new topics; -1 keeps forever [default: 604800000].

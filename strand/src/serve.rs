@@ -89,6 +89,7 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
         advertised_addr,
         auto_create_topics: config.auto_create_topics,
         num_partitions: config.num_partitions,
+        max_broker_partitions: config.max_broker_partitions,
         topic_defaults: TopicDefaults {
             log,
             max_message_bytes: config.message_max_bytes,

@@ -68,6 +68,9 @@ pub(crate) enum FrameError {
         /// The version asked for.
         version: i16,
     },
+    /// A Metadata request naming more topics than `MAX_METADATA_TOPICS`.
+    #[error("Metadata request naming {0} topics (at most {MAX_METADATA_TOPICS} are served)")]
+    TooManyTopics(usize),
     /// The header or the body does not decode.
     #[error("malformed {api:?} v{version} request: {reason}")]
     Malformed {
@@ -102,9 +105,40 @@ pub(crate) fn decode_request(mut frame: Bytes) -> Result<Decoded, FrameError> {
     };
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| malformed(format!("{e:#}")))?;
+    if api == ApiKey::Metadata
+        && let Some(topics) = metadata_topic_count(&frame, version)
+        && topics > MAX_METADATA_TOPICS
+    {
+        return Err(FrameError::TooManyTopics(topics));
+    }
     let request =
         RequestKind::decode(api, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
     Ok(Decoded::Request(Box::new((header, request))))
+}
+
+/// Most topics one Metadata request may name. Decoding a topic costs some 80 bytes however
+/// short its name (5 M empty names in a 10 MB frame decoded to 922 MB), so a longer list is
+/// refused before it is decoded; clients that need every topic ask for all of them (a null
+/// list) instead.
+pub(crate) const MAX_METADATA_TOPICS: usize = 10_000;
+
+/// The number of topics a Metadata request body declares (`None` for all topics or when
+/// the count does not even decode, which the decoder then reports).
+fn metadata_topic_count(body: &[u8], version: i16) -> Option<usize> {
+    if version >= 9 {
+        // Flexible versions: a compact array, its length plus one as an unsigned varint.
+        let mut n: u64 = 0;
+        for (i, b) in body.iter().take(5).enumerate() {
+            n |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return (n as usize).checked_sub(1);
+            }
+        }
+        None
+    } else {
+        let n = i32::from_be_bytes(body.get(..4)?.try_into().ok()?);
+        usize::try_from(n).ok()
+    }
 }
 
 /// Encodes a response frame (length, response header, body) as chunks for one vectored
@@ -457,6 +491,35 @@ mod tests {
         assert!(matches!(
             decode_request(Bytes::from_static(b"abc")),
             Err(FrameError::TooShort(3))
+        ));
+    }
+
+    #[test]
+    fn metadata_naming_too_many_topics_is_refused_before_decoding() {
+        // Metadata v1: 5 M empty topic names, the 10 MB request of the attack run.
+        let mut body = 5_000_000i32.to_be_bytes().to_vec();
+        body.resize(4 + 2 * 5_000_000, 0);
+        assert!(matches!(
+            decode_request(frame(3, 1, &[[0xff, 0xff].as_slice(), &body].concat())),
+            Err(FrameError::TooManyTopics(5_000_000))
+        ));
+        // Metadata v12 (flexible): the same count as a compact array.
+        let mut body = vec![0xff, 0xff, 0x00];
+        body.extend_from_slice(&[0xc1, 0x96, 0xb1, 0x02]); // 5_000_001
+        body.resize(body.len() + 2 * 5_000_000, 0);
+        assert!(matches!(
+            decode_request(frame(3, 12, &body)),
+            Err(FrameError::TooManyTopics(5_000_000))
+        ));
+        // A list at the limit is decoded.
+        let mut body = vec![0xff, 0xff];
+        body.extend_from_slice(&(MAX_METADATA_TOPICS as i32).to_be_bytes());
+        for _ in 0..MAX_METADATA_TOPICS {
+            body.extend_from_slice(&[0, 1, b'a']);
+        }
+        assert!(matches!(
+            decode_request(frame(3, 1, &body)),
+            Ok(Decoded::Request(_))
         ));
     }
 

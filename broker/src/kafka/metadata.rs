@@ -1,7 +1,10 @@
 //! Metadata: the broker list (this one broker, at its advertised address), the cluster id
 //! and the asked topics with their partitions, creating missing topics when auto-creation
-//! is on and the client allows it.
+//! is on and the client allows it: at most `MAX_AUTO_CREATED_PER_REQUEST` per request and
+//! none beyond `max.broker.partitions` partitions in the broker. A topic named several times
+//! is answered once.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
@@ -35,12 +38,34 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
             .map(|t| describe_topic(broker, t))
             .collect(),
         Some(asked) => {
-            let mut out = Vec::with_capacity(asked.len());
+            // Each topic is answered once however often it is named, as Kafka answers the
+            // set of names asked.
+            let mut seen_names = HashSet::new();
+            let mut seen_ids = HashSet::new();
+            let mut created = 0;
+            let mut out = Vec::new();
             for t in asked {
-                out.push(match t.name {
-                    Some(name) => lookup_by_name(broker, name, allow_create).await,
-                    None => lookup_by_id(broker, t.topic_id),
-                });
+                match t.name {
+                    Some(name) => {
+                        if seen_names.insert(name.clone()) {
+                            let create = if !allow_create {
+                                Create::No
+                            } else if created < MAX_AUTO_CREATED_PER_REQUEST {
+                                Create::Yes
+                            } else {
+                                Create::Throttled
+                            };
+                            let (topic, made) = lookup_by_name(broker, name, create).await;
+                            created += usize::from(made);
+                            out.push(topic);
+                        }
+                    }
+                    None => {
+                        if seen_ids.insert(t.topic_id) {
+                            out.push(lookup_by_id(broker, t.topic_id));
+                        }
+                    }
+                }
             }
             out
         }
@@ -64,29 +89,66 @@ pub(crate) fn broker_metadata(broker: &Broker) -> MetadataResponse {
         .with_controller_id(BrokerId(broker.node_id()))
 }
 
+/// Most topics one Metadata request may auto-create; the rest are answered
+/// `THROTTLING_QUOTA_EXCEEDED` (retriable, as Kafka answers topic creations beyond its
+/// controller mutation quota), so that one request naming hundreds of new topics cannot
+/// open thousands of files at once.
+const MAX_AUTO_CREATED_PER_REQUEST: usize = 20;
+
+/// Whether a missing topic may be auto-created by this lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    /// Auto-creation is off or the client did not allow it.
+    No,
+    /// Create it.
+    Yes,
+    /// Allowed, but this request already created its share.
+    Throttled,
+}
+
+/// The topic named `name`, and whether this lookup created it.
 async fn lookup_by_name(
     broker: &Arc<Broker>,
     name: TopicName,
-    allow_create: bool,
-) -> MetadataResponseTopic {
+    create: Create,
+) -> (MetadataResponseTopic, bool) {
     if let Some(topic) = broker.cluster().topic(&name) {
-        return describe_topic(broker, &topic);
+        return (describe_topic(broker, &topic), false);
     }
     let error = |code: ResponseError| {
-        MetadataResponseTopic::default()
+        let topic = MetadataResponseTopic::default()
             .with_name(Some(name.clone()))
-            .with_error_code(code.code())
+            .with_error_code(code.code());
+        (topic, false)
     };
     if let Err(e) = crate::cluster::validate_topic_name(&name) {
         return error(cluster_error(&e));
     }
-    if !allow_create {
-        return error(ResponseError::UnknownTopicOrPartition);
+    match create {
+        Create::No => return error(ResponseError::UnknownTopicOrPartition),
+        Create::Throttled => return error(ResponseError::ThrottlingQuotaExceeded),
+        Create::Yes => {}
+    }
+    let limit = broker.config().max_broker_partitions;
+    let partitions: usize = broker
+        .cluster()
+        .topics()
+        .iter()
+        .map(|t| t.partition_count().max(0) as usize)
+        .sum();
+    if partitions + broker.config().num_partitions.max(1) as usize > limit {
+        tracing::warn!(
+            topic = %name.as_str(),
+            partitions,
+            limit,
+            "not auto-creating a topic: the broker holds max.broker.partitions partitions"
+        );
+        return error(ResponseError::PolicyViolation);
     }
     let b = broker.clone();
     let n = name.to_string();
     match tokio::task::spawn_blocking(move || b.cluster().get_or_create_topic(&n)).await {
-        Ok(Ok(topic)) => describe_topic(broker, &topic),
+        Ok(Ok(topic)) => (describe_topic(broker, &topic), true),
         Ok(Err(e)) => {
             tracing::warn!(topic = %name.as_str(), "auto-creation failed: {e}");
             error(cluster_error(&e))
