@@ -48,6 +48,13 @@ pub struct BrokerConfig {
     /// `connection.queued.max.response.bytes`: a connection stops reading requests while
     /// its built-but-unsent responses exceed this many bytes.
     pub connection_queued_max_response_bytes: usize,
+    /// `max.connections`: Kafka connections open at once; more are closed when accepted.
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: Kafka connections open at once from one address.
+    pub max_connections_per_ip: usize,
+    /// `connections.max.idle.ms`: a connection that sends no request, or takes no byte of
+    /// its responses, for this long is closed.
+    pub connections_max_idle_ms: u64,
 }
 
 impl BrokerConfig {

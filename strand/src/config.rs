@@ -103,6 +103,12 @@ settings! {
     queued_max_response_bytes: usize = 128 * 1024 * 1024, env = "STRAND_QUEUED_MAX_RESPONSE_BYTES";
     /// A connection stops reading requests while its unsent responses exceed this many bytes (`connection.queued.max.response.bytes`) [default: 16777216].
     connection_queued_max_response_bytes: usize = 16 * 1024 * 1024, env = "STRAND_CONNECTION_QUEUED_MAX_RESPONSE_BYTES";
+    /// Kafka connections open at once; more are closed as they are accepted (`max.connections`) [default: 2147483647].
+    max_connections: usize = i32::MAX as usize, env = "STRAND_MAX_CONNECTIONS";
+    /// Kafka connections open at once from one client address (`max.connections.per.ip`) [default: 2147483647].
+    max_connections_per_ip: usize = i32::MAX as usize, env = "STRAND_MAX_CONNECTIONS_PER_IP";
+    /// Close a Kafka connection that sent no request and took no response bytes for this many milliseconds (`connections.max.idle.ms`) [default: 600000].
+    connections_max_idle_ms: u64 = 600_000, env = "STRAND_CONNECTIONS_MAX_IDLE_MS";
     /// How long the first rebalance of an empty consumer group waits for more members (`group.initial.rebalance.delay.ms`) [default: 3000].
     group_initial_rebalance_delay_ms: u64 = 3000, env = "STRAND_GROUP_INITIAL_REBALANCE_DELAY_MS";
     /// Smallest session timeout a consumer may ask for (`group.min.session.timeout.ms`) [default: 6000].

@@ -101,6 +101,9 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
         log_dir_reserve_bytes: config.log_dir_reserve_bytes,
         queued_max_response_bytes: config.queued_max_response_bytes,
         connection_queued_max_response_bytes: config.connection_queued_max_response_bytes,
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        connections_max_idle_ms: config.connections_max_idle_ms,
         groups: GroupConfig {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),

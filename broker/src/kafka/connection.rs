@@ -22,6 +22,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -214,14 +215,20 @@ async fn write_chunks(
 }
 
 /// Serves one connection until the client closes it or breaks the protocol.
-pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn run(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _slot: super::listener::Slot,
+) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Queued>(IN_FLIGHT);
     let (answers_tx, mut answers) = mpsc::channel::<Answer>(IN_FLIGHT);
     let max_frame = broker.config().socket_request_max_bytes;
     let unsent_limit = broker.config().connection_queued_max_response_bytes;
-    let reader = tokio::spawn(read_requests(broker, read, peer, max_frame, tx));
+    let idle = Duration::from_millis(broker.config().connections_max_idle_ms.max(1));
+    let reader = tokio::spawn(read_requests(broker, read, peer, max_frame, idle, tx));
     let runner = tokio::spawn(run_requests(rx, answers_tx, unsent_limit));
     while let Some(answer) = answers.recv().await {
         // Held until the frame is written: see `Held`.
@@ -248,9 +255,16 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr
                 break;
             }
         };
-        if let Err(e) = write_chunks(&mut write, frame).await {
-            tracing::debug!(%peer, "write failed: {e}");
-            break;
+        match tokio::time::timeout(idle, write_chunks(&mut write, frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "write failed: {e}");
+                break;
+            }
+            Err(_) => {
+                close(&peer, "the client read nothing for connections.max.idle.ms");
+                break;
+            }
         }
     }
     reader.abort();
@@ -348,17 +362,23 @@ async fn read_requests(
     read: tokio::net::tcp::OwnedReadHalf,
     peer: SocketAddr,
     max_frame: u32,
+    idle: Duration,
     tx: mpsc::Sender<Queued>,
 ) {
     // Frames read ahead hold at most one largest frame's worth of bytes (as Kafka, which
     // reads one request per connection at a time, would for a single request).
     let budget = Arc::new(Semaphore::new(max_frame.max(8) as usize));
-    let mut read = BufReader::with_capacity(64 * 1024, read);
+    // Small: an idle connection holds this buffer, and large frames bypass it.
+    let mut read = BufReader::with_capacity(4 * 1024, read);
     loop {
-        let len = match read.read_i32().await {
-            Ok(len) => len,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
-            Err(e) => {
+        let len = match tokio::time::timeout(idle, read.read_i32()).await {
+            Err(_) => {
+                tracing::info!(%peer, "closing connection idle for connections.max.idle.ms");
+                return;
+            }
+            Ok(Ok(len)) => len,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+            Ok(Err(e)) => {
                 tracing::debug!(%peer, "read failed: {e}");
                 return;
             }

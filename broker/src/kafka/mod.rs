@@ -1,6 +1,6 @@
 //! The Kafka wire protocol server.
 //!
-//! [`serve`] accepts connections; `connection` frames bytes into requests (an `i32`
+//! [`serve`] accepts connections (`listener`: connection limits, descriptor reserve); `connection` frames bytes into requests (an `i32`
 //! length, a request header v0–v2, the body) and responses; `dispatch` routes each
 //! decoded request to its handler, one module per API family: `api_versions`,
 //! `metadata`, `produce`, `fetch`, `list_offsets`, `topics` (create/delete/partitions),
@@ -23,6 +23,7 @@ mod groups;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
+mod listener;
 mod lookup;
 mod metadata;
 mod produce;
@@ -47,26 +48,11 @@ pub(crate) fn decode_request_frame(frame: bytes::Bytes) -> Result<(), String> {
 }
 
 /// Accepts Kafka connections on `listener` until `shutdown` turns true, serving each on
-/// its own task.
+/// its own task (see `listener`).
 pub(crate) async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tracing::debug!(%peer, "kafka connection accepted");
-                    tokio::spawn(connection::run(broker.clone(), stream, peer));
-                }
-                Err(e) => {
-                    // Running out of file descriptors is transient; keep serving the others.
-                    tracing::warn!("accepting a kafka connection failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = crate::broker::stopped(&mut shutdown) => return,
-        }
-    }
+    listener::serve(broker, listener, shutdown).await
 }
