@@ -286,12 +286,25 @@ fn out_of_descriptors_the_listener_closes_what_it_cannot_serve_and_recovers() ->
         client
             .stream()
             .set_read_timeout(Some(Duration::from_secs(30)))?;
-        if client.call(0, &ApiVersionsRequest::default()).is_err() {
-            // Closed at once rather than left hanging in the backlog.
-            refused = true;
-            break;
+        match client.call(0, &ApiVersionsRequest::default()) {
+            Ok(_) => open.push(client),
+            Err(e) => {
+                let hung = e.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                        matches!(
+                            io.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        )
+                    })
+                });
+                assert!(
+                    !hung,
+                    "left hanging in the backlog instead of closed: {e:#}"
+                );
+                refused = true;
+                break;
+            }
         }
-        open.push(client);
     }
     assert!(refused, "128 descriptors ran out");
     open.clear();
