@@ -5,16 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cluster::{CONSUMER_OFFSETS, Cluster, ClusterError, SCHEMAS, TopicDefaults};
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::{LogDir, PartitionLog};
+use crate::topics::{CONSUMER_OFFSETS, SCHEMAS, TopicDefaults, TopicStore, TopicStoreError};
 
 /// Settings of the broker (a subset of Kafka's broker configs).
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// `node.id`: the broker id clients see in Metadata.
+    pub node_id: i32,
     /// Where topics, partition logs and metadata live.
     pub data_dir: PathBuf,
     /// `host:port` clients are told to connect to.
@@ -74,36 +75,33 @@ impl BrokerConfig {
 #[derive(Debug)]
 pub struct Broker {
     config: BrokerConfig,
-    cluster: Cluster,
+    topics: TopicStore,
     groups: GroupCoordinator,
-    response_budget: crate::kafka::ResponseBudget,
 }
 
 impl Broker {
     /// Opens the data directory (blocking: loads every topic and recovers its logs, and
     /// replays `__consumer_offsets`); runs inside a Tokio runtime context (e.g.
     /// `spawn_blocking`), where the group coordinator starts its tasks.
-    pub fn open(config: BrokerConfig) -> Result<Broker, ClusterError> {
+    pub fn open(config: BrokerConfig) -> Result<Broker, TopicStoreError> {
         let log_dir = Arc::new(LogDir::new(&config.data_dir, config.log_dir_reserve_bytes));
-        let cluster = Cluster::open_in(
+        let topics = TopicStore::open_in(
             log_dir,
             config.topic_defaults.clone(),
             config.num_partitions,
         )?;
-        let offsets = internal_log(&cluster, CONSUMER_OFFSETS);
+        let offsets = internal_log(&topics, CONSUMER_OFFSETS);
         let path = offsets.dir().to_path_buf();
         let groups = GroupCoordinator::open_log(offsets, config.groups.clone()).map_err(|e| {
-            ClusterError::Corrupt {
+            TopicStoreError::Corrupt {
                 path,
                 reason: e.to_string(),
             }
         })?;
-        let response_budget = crate::kafka::ResponseBudget::new(config.queued_max_response_bytes);
         Ok(Broker {
             config,
-            cluster,
+            topics,
             groups,
-            response_budget,
         })
     }
 
@@ -112,30 +110,25 @@ impl Broker {
         &self.groups
     }
 
-    /// The process-wide budget of built-but-unsent Fetch responses.
-    pub(crate) fn response_budget(&self) -> &crate::kafka::ResponseBudget {
-        &self.response_budget
-    }
-
     /// The broker's settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
 
     /// Topics, partitions and configs.
-    pub fn cluster(&self) -> &Cluster {
-        &self.cluster
+    pub fn topics(&self) -> &TopicStore {
+        &self.topics
     }
 
     /// What is wrong with the broker's storage (a log dir short of space, partitions whose
     /// writes fail or that went offline), one line each; empty when all is well.
     pub fn storage_problems(&self) -> Vec<String> {
-        self.cluster.storage().problems()
+        self.topics.storage().problems()
     }
 
-    /// This broker's node id.
+    /// This broker's node id (`node.id`).
     pub fn node_id(&self) -> i32 {
-        1
+        self.config.node_id
     }
 
     /// The log of `__consumer_offsets` (one partition, compacted).
@@ -149,12 +142,7 @@ impl Broker {
     }
 
     fn internal_log(&self, name: &str) -> Arc<PartitionLog> {
-        internal_log(&self.cluster, name)
-    }
-
-    /// Serves Kafka clients on `listener` until `shutdown` turns true.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-        crate::kafka::serve(self, listener, shutdown).await
+        internal_log(&self.topics, name)
     }
 
     /// Runs the periodic flush and cleaner until `shutdown` turns true.
@@ -176,7 +164,7 @@ impl Broker {
                     let b = self.clone();
                     let _ = tokio::task::spawn_blocking(move || b.clean_all()).await;
                 }
-                _ = crate::broker::stopped(&mut shutdown) => return,
+                _ = crate::shutdown::stopped(&mut shutdown) => return,
             }
         }
     }
@@ -186,8 +174,8 @@ impl Broker {
     pub fn flush_all(&self) {
         // Also how a full disk is noticed (and logged) when nobody is writing, and how
         // its recovery is noticed when only internal topics are.
-        self.cluster.storage().refresh();
-        for topic in self.cluster.topics() {
+        self.topics.storage().refresh();
+        for topic in self.topics.topics() {
             for (p, log) in topic.partitions().iter().enumerate() {
                 if log.offline_reason().is_some() || log.check_files().is_err() {
                     continue;
@@ -204,7 +192,7 @@ impl Broker {
     /// each close waits on the disk; appends to a closed log fail.
     pub fn close_all(&self) {
         let logs: Vec<(String, usize, Arc<PartitionLog>)> = self
-            .cluster
+            .topics
             .topics()
             .iter()
             .flat_map(|t| {
@@ -224,8 +212,8 @@ impl Broker {
 
     /// Applies retention and compaction to every partition log (blocking).
     pub fn clean_all(&self) {
-        let now = now_ms();
-        for topic in self.cluster.topics() {
+        let now = crate::shutdown::now_ms();
+        for topic in self.topics.topics() {
             for (p, log) in topic.partitions().iter().enumerate() {
                 if let Err(e) = log.apply_retention(now) {
                     tracing::error!(topic = topic.name(), partition = p, "retention failed: {e}");
@@ -245,23 +233,10 @@ impl Broker {
 /// Threads closing partition logs at once at shutdown.
 const CLOSE_THREADS: usize = 16;
 
-fn internal_log(cluster: &Cluster, name: &str) -> Arc<PartitionLog> {
-    // Created by `Cluster::open` and never deletable, so always present.
-    match cluster.topic(name).and_then(|t| t.partition(0)) {
+fn internal_log(store: &TopicStore, name: &str) -> Arc<PartitionLog> {
+    // Created by `TopicStore::open` and never deletable, so always present.
+    match store.topic(name).and_then(|t| t.partition(0)) {
         Some(log) => log,
         None => unreachable!("internal topic {name} is created at open and cannot be deleted"),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
 }

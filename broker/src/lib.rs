@@ -10,29 +10,30 @@
 //!   listener, runs the background flush and cleaner.
 //! - [`log`]: one partition's durable log: segments, indexes, recovery, retention,
 //!   compaction, group-commit fsync.
-//! - `kafka`: the wire protocol server (connection framing, dispatch, handlers).
+//! - [`kafka`]: the wire protocol server (connection framing, dispatch, handlers).
 //! - [`GuardedAllocator`]: the allocator `strand serve` runs on, so that a request
 //!   announcing billions of elements cannot abort the process.
 //! - `group`: the consumer-group coordinator and committed offsets.
-//! - [`cluster`]: topics, partitions, per-topic configs and their persistence, producer
+//! - [`topics`]: this node's topics, partitions, per-topic configs and their persistence, producer
 //!   id allocation.
 //! - [`controller`]: the metadata quorum (KRaft's shape, on openraft) and the metadata
 //!   image every node applies; not yet used by [`Broker`].
 
 mod alloc;
 mod broker;
-pub mod cluster;
 pub mod controller;
 mod group;
-mod kafka;
+pub mod kafka;
 pub mod log;
 mod parallel;
+mod shutdown;
+pub mod topics;
 
 pub use alloc::GuardedAllocator;
 pub use broker::{Broker, BrokerConfig};
-pub use cluster::{Cluster, ClusterError, Topic, TopicConfig, TopicDefaults};
 pub use group::{GroupConfig, GroupCoordinator, GroupError};
 pub use log::{LogConfig, LogError, PartitionLog};
+pub use topics::{Topic, TopicConfig, TopicDefaults, TopicStore, TopicStoreError};
 
 /// Decodes one Kafka request frame (without its `i32` length prefix) exactly as the
 /// listener does, returning why the connection would be closed; for the fuzz target in

@@ -65,6 +65,8 @@ macro_rules! settings {
 settings! {
     /// Directory holding topics, committed offsets and schemas [default: ./strand-data].
     data_dir: PathBuf = PathBuf::from("./strand-data"), env = "STRAND_DATA_DIR";
+    /// This node's id (`node.id`), the broker id clients see in Metadata [default: 1].
+    node_id: i32 = 1, env = "STRAND_NODE_ID";
     /// Kafka protocol listener; port 0 binds a free port [default: 127.0.0.1:9092].
     kafka_addr: SocketAddr = ([127, 0, 0, 1], 9092).into(), env = "STRAND_KAFKA_ADDR";
     /// Schema registry HTTP listener [default: 127.0.0.1:8081].

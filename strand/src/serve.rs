@@ -55,10 +55,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let registry_task = tokio::spawn(serve_registry(
         registry,
         broker.schemas_log(),
-        broker.cluster().cluster_id().to_string(),
+        broker.topics().cluster_id().to_string(),
         shutdown_rx.clone(),
     ));
-    let kafka_task = tokio::spawn(broker.clone().serve(kafka, shutdown_rx.clone()));
+    let kafka_task = tokio::spawn(strand_broker::kafka::serve(
+        broker.clone(),
+        kafka,
+        shutdown_rx.clone(),
+    ));
     let background = tokio::spawn(broker.clone().run_background(shutdown_rx.clone()));
 
     signalled.await;
@@ -85,6 +89,7 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
         ..LogConfig::default()
     };
     BrokerConfig {
+        node_id: config.node_id,
         data_dir: config.data_dir.clone(),
         advertised_addr,
         auto_create_topics: config.auto_create_topics,

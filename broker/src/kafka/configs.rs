@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::dispatch::RequestContext;
 use super::error::{cluster_error, internal_error};
 use crate::Broker;
-use crate::cluster::{ClusterError, ConfigType, TOPIC_CONFIGS, TopicConfig, config_def};
+use crate::topics::{ConfigType, TOPIC_CONFIGS, TopicConfig, TopicStoreError, config_def};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -102,12 +102,12 @@ fn describe_topic(
     (include_synonyms, include_documentation): (bool, bool),
     version: i16,
 ) -> Result<Vec<DescribeConfigsResourceResult>, Failure> {
-    let topic = broker.cluster().topic(name).ok_or((
+    let topic = broker.topics().topic(name).ok_or((
         ResponseError::UnknownTopicOrPartition,
         format!("Topic {} does not exist", name.as_str()),
     ))?;
     let config = topic.config();
-    let defaults = broker.cluster().defaults();
+    let defaults = broker.topics().defaults();
     Ok(TOPIC_CONFIGS
         .iter()
         .filter(|def| wanted(def.name))
@@ -139,7 +139,7 @@ fn describe_topic(
                 synonyms.push(
                     DescribeConfigsSynonym::default()
                         .with_name(s(def.name))
-                        .with_value(Some(s(crate::cluster::default_value(def.name, defaults))))
+                        .with_value(Some(s(crate::topics::default_value(def.name, defaults))))
                         .with_source(DEFAULT_CONFIG),
                 );
                 e.synonyms = synonyms;
@@ -169,7 +169,7 @@ fn describe_broker(
         ));
     }
     let c = broker.config();
-    let d = broker.cluster().defaults();
+    let d = broker.topics().defaults();
     let settings: Vec<(&str, String, ConfigType)> = vec![
         ("node.id", node.to_string(), ConfigType::Int),
         ("broker.id", node.to_string(), ConfigType::Int),
@@ -237,9 +237,9 @@ fn alterable_topic(
     broker: &Broker,
     resource_type: i8,
     name: &StrBytes,
-) -> Result<std::sync::Arc<crate::cluster::Topic>, Failure> {
+) -> Result<std::sync::Arc<crate::topics::Topic>, Failure> {
     match resource_type {
-        TOPIC => broker.cluster().topic(name).ok_or((
+        TOPIC => broker.topics().topic(name).ok_or((
             ResponseError::UnknownTopicOrPartition,
             format!("Topic {} does not exist", name.as_str()),
         )),
@@ -254,7 +254,7 @@ fn alterable_topic(
     }
 }
 
-fn failure(e: &ClusterError) -> Failure {
+fn failure(e: &TopicStoreError) -> Failure {
     (cluster_error(e), e.to_string())
 }
 
@@ -279,7 +279,7 @@ pub(crate) async fn handle_alter(
                             return Ok(());
                         }
                         broker
-                            .cluster()
+                            .topics()
                             .set_topic_config(topic.name(), config)
                             .map_err(|e| failure(&e))
                     });
@@ -324,7 +324,7 @@ pub(crate) async fn handle_incremental(
                 let outcome = alterable_topic(&broker, r.resource_type, &r.resource_name)
                     .and_then(|topic| {
                         let mut config = topic.config();
-                        let defaults = broker.cluster().defaults();
+                        let defaults = broker.topics().defaults();
                         for c in &r.configs {
                             let name = c.name.as_str();
                             let value = c.value.as_ref().map(|v| v.as_str());
@@ -343,7 +343,7 @@ pub(crate) async fn handle_incremental(
                                 SET => config.set(name, Some(value.unwrap_or_default())),
                                 DELETE => config.set(name, None),
                                 APPEND | SUBTRACT if !is_list => {
-                                    Err(ClusterError::InvalidConfig(format!(
+                                    Err(TopicStoreError::InvalidConfig(format!(
                                         "Config value append/subtract is not allowed for config key {name}"
                                     )))
                                 }
@@ -366,7 +366,7 @@ pub(crate) async fn handle_incremental(
                                         .collect();
                                     config.set(name, Some(&items.join(",")))
                                 }
-                                other => Err(ClusterError::InvalidRequest(format!(
+                                other => Err(TopicStoreError::InvalidRequest(format!(
                                     "Unknown config operation {other}"
                                 ))),
                             };
@@ -376,7 +376,7 @@ pub(crate) async fn handle_incremental(
                             return Ok(());
                         }
                         broker
-                            .cluster()
+                            .topics()
                             .set_topic_config(topic.name(), config)
                             .map_err(|e| failure(&e))
                     });

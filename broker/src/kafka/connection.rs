@@ -33,7 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::api_versions;
 use super::dispatch::{self, Pending, Reply, RequestContext};
-use super::response_budget::Grant;
+use super::response_budget::{Grant, ResponseBudget};
 use super::response_buf::ResponseBuf;
 use crate::Broker;
 
@@ -217,6 +217,7 @@ async fn write_chunks(
 /// Serves one connection until the client closes it or breaks the protocol.
 pub(crate) async fn run(
     broker: Arc<Broker>,
+    budget: Arc<ResponseBudget>,
     stream: TcpStream,
     peer: SocketAddr,
     _slot: super::listener::Slot,
@@ -228,7 +229,9 @@ pub(crate) async fn run(
     let max_frame = broker.config().socket_request_max_bytes;
     let unsent_limit = broker.config().connection_queued_max_response_bytes;
     let idle = Duration::from_millis(broker.config().connections_max_idle_ms.max(1));
-    let reader = tokio::spawn(read_requests(broker, read, peer, max_frame, idle, tx));
+    let reader = tokio::spawn(read_requests(
+        broker, budget, read, peer, max_frame, idle, tx,
+    ));
     let runner = tokio::spawn(run_requests(rx, answers_tx, unsent_limit));
     while let Some(answer) = answers.recv().await {
         // Held until the frame is written: see `Held`.
@@ -359,6 +362,7 @@ async fn run_requests(
 
 async fn read_requests(
     broker: Arc<Broker>,
+    responses: Arc<ResponseBudget>,
     read: tokio::net::tcp::OwnedReadHalf,
     peer: SocketAddr,
     max_frame: u32,
@@ -408,6 +412,7 @@ async fn read_requests(
                 let correlation_id = header.correlation_id;
                 let ctx = RequestContext {
                     broker: broker.clone(),
+                    budget: responses.clone(),
                     header,
                     peer,
                 };

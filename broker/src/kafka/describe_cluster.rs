@@ -25,7 +25,7 @@ pub(crate) fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Descr
     DescribeClusterResponse::default()
         .with_endpoint_type(if ctx.version() >= 1 { BROKERS } else { 1 })
         .with_cluster_id(StrBytes::from_string(
-            broker.cluster().cluster_id().to_string(),
+            broker.topics().cluster_id().to_string(),
         ))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_brokers(vec![

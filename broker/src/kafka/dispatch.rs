@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
-use super::response_budget::Grant;
+use super::response_budget::{Grant, ResponseBudget};
 use super::{
     api_versions, configs, delete_records, describe_cluster, fetch, groups, init_producer_id,
     leader_epoch, list_offsets, metadata, produce, topics,
@@ -25,6 +25,8 @@ use crate::Broker;
 pub(crate) struct RequestContext {
     /// The broker serving it.
     pub(crate) broker: Arc<Broker>,
+    /// The process-wide budget of built-but-unsent Fetch responses.
+    pub(crate) budget: Arc<ResponseBudget>,
     /// The decoded request header (API version, correlation id, client id).
     pub(crate) header: RequestHeader,
     /// The client's address, for log lines and group member descriptions.

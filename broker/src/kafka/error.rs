@@ -2,8 +2,8 @@
 
 use kafka_protocol::ResponseError;
 
-use crate::cluster::ClusterError;
 use crate::log::LogError;
+use crate::topics::TopicStoreError;
 
 /// The Kafka error code for a log error.
 pub(crate) fn log_error(e: &LogError) -> ResponseError {
@@ -26,17 +26,19 @@ pub(crate) fn log_error(e: &LogError) -> ResponseError {
 }
 
 /// The Kafka error code for a cluster (topic administration) error.
-pub(crate) fn cluster_error(e: &ClusterError) -> ResponseError {
+pub(crate) fn cluster_error(e: &TopicStoreError) -> ResponseError {
     match e {
-        ClusterError::InvalidTopic(_) => ResponseError::InvalidTopicException,
-        ClusterError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
-        ClusterError::TopicExists(_) => ResponseError::TopicAlreadyExists,
-        ClusterError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        ClusterError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-        ClusterError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        ClusterError::InvalidRequest(_) => ResponseError::InvalidRequest,
-        ClusterError::Log(e) => log_error(e),
-        ClusterError::Io { .. } | ClusterError::Corrupt { .. } => ResponseError::KafkaStorageError,
+        TopicStoreError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        TopicStoreError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        TopicStoreError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        TopicStoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicStoreError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        TopicStoreError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicStoreError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        TopicStoreError::Log(e) => log_error(e),
+        TopicStoreError::Io { .. } | TopicStoreError::Corrupt { .. } => {
+            ResponseError::KafkaStorageError
+        }
     }
 }
 

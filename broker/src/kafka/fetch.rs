@@ -109,7 +109,7 @@ pub(crate) async fn handle(
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     let slots = Arc::new(slots);
-    let budget = broker.response_budget();
+    let budget = &ctx.budget;
     let mut held = None;
     // The bytes a read returned beyond its grant (a first batch returned whole): the next
     // grant waits for that much instead of keeping batches the budget cannot hold.

@@ -329,7 +329,7 @@ pub(crate) async fn offset_commit(
     let (groups, version) = (ctx.broker.groups(), ctx.version());
     // As in Kafka, offsets of partitions that do not exist are refused here, before the
     // coordinator sees them (which also bounds what a group can hold).
-    let cluster = ctx.broker.cluster();
+    let cluster = ctx.broker.topics();
     let exists = |topic: &str, partition: i32| {
         cluster
             .topic(topic)

@@ -32,7 +32,7 @@ pub(crate) async fn handle(
             .with_producer_epoch(epoch + 1);
     }
     let broker = ctx.broker.clone();
-    match tokio::task::spawn_blocking(move || broker.cluster().producer_ids().allocate()).await {
+    match tokio::task::spawn_blocking(move || broker.topics().producer_ids().allocate()).await {
         Ok(Ok(id)) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::connection;
+use super::response_budget::ResponseBudget;
 use crate::Broker;
 
 /// Longest pause after the process ran out of descriptors.
@@ -119,6 +120,9 @@ pub(crate) async fn serve(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let budget = Arc::new(ResponseBudget::new(
+        broker.config().queued_max_response_bytes,
+    ));
     let counts = Arc::new(Mutex::new(Counts::default()));
     let max = broker.config().max_connections;
     let max_per_ip = broker.config().max_connections_per_ip;
@@ -129,7 +133,7 @@ pub(crate) async fn serve(
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = crate::broker::stopped(&mut shutdown) => return,
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -140,7 +144,13 @@ pub(crate) async fn serve(
                 match admit(&counts, peer.ip(), max, max_per_ip) {
                     Ok(slot) => {
                         tracing::debug!(%peer, "kafka connection accepted");
-                        tokio::spawn(connection::run(broker.clone(), stream, peer, slot));
+                        tokio::spawn(connection::run(
+                            broker.clone(),
+                            budget.clone(),
+                            stream,
+                            peer,
+                            slot,
+                        ));
                     }
                     Err(why) => {
                         refusals.warn(format_args!("refused kafka connection from {peer}: {why}"));
@@ -165,7 +175,7 @@ pub(crate) async fn serve(
                 spare = reserve();
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = crate::broker::stopped(&mut shutdown) => return,
+                    _ = crate::shutdown::stopped(&mut shutdown) => return,
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -173,7 +183,7 @@ pub(crate) async fn serve(
                 exhausted.warn(format_args!("accepting a kafka connection failed: {e}"));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = crate::broker::stopped(&mut shutdown) => return,
+                    _ = crate::shutdown::stopped(&mut shutdown) => return,
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

@@ -8,7 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::Broker;
-use crate::cluster::Topic;
+use crate::topics::Topic;
 
 /// The topic named `name`, or with id `id` when `by_id`; the error is the code Kafka
 /// answers for an unknown one.
@@ -20,12 +20,12 @@ pub(crate) fn topic(
 ) -> Result<Arc<Topic>, ResponseError> {
     if by_id {
         broker
-            .cluster()
+            .topics()
             .topic_by_id(id)
             .ok_or(ResponseError::UnknownTopicId)
     } else {
         broker
-            .cluster()
+            .topics()
             .topic(name)
             .ok_or(ResponseError::UnknownTopicOrPartition)
     }

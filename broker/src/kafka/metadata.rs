@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::dispatch::RequestContext;
 use super::error::cluster_error;
 use crate::Broker;
-use crate::cluster::{CONSUMER_OFFSETS, Topic};
+use crate::topics::{CONSUMER_OFFSETS, Topic};
 
 /// Answers Metadata.
 pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
@@ -32,7 +32,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
     };
     let topics = match asked {
         None => broker
-            .cluster()
+            .topics()
             .topics()
             .iter()
             .map(|t| describe_topic(broker, t))
@@ -84,7 +84,7 @@ pub(crate) fn broker_metadata(broker: &Broker) -> MetadataResponse {
                 .with_port(port),
         ])
         .with_cluster_id(Some(StrBytes::from_string(
-            broker.cluster().cluster_id().to_string(),
+            broker.topics().cluster_id().to_string(),
         )))
         .with_controller_id(BrokerId(broker.node_id()))
 }
@@ -112,7 +112,7 @@ async fn lookup_by_name(
     name: TopicName,
     create: Create,
 ) -> (MetadataResponseTopic, bool) {
-    if let Some(topic) = broker.cluster().topic(&name) {
+    if let Some(topic) = broker.topics().topic(&name) {
         return (describe_topic(broker, &topic), false);
     }
     let error = |code: ResponseError| {
@@ -121,7 +121,7 @@ async fn lookup_by_name(
             .with_error_code(code.code());
         (topic, false)
     };
-    if let Err(e) = crate::cluster::validate_topic_name(&name) {
+    if let Err(e) = crate::topics::validate_topic_name(&name) {
         return error(cluster_error(&e));
     }
     match create {
@@ -131,7 +131,7 @@ async fn lookup_by_name(
     }
     let limit = broker.config().max_broker_partitions;
     let partitions: usize = broker
-        .cluster()
+        .topics()
         .topics()
         .iter()
         .map(|t| t.partition_count().max(0) as usize)
@@ -147,7 +147,7 @@ async fn lookup_by_name(
     }
     let b = broker.clone();
     let n = name.to_string();
-    match tokio::task::spawn_blocking(move || b.cluster().get_or_create_topic(&n)).await {
+    match tokio::task::spawn_blocking(move || b.topics().get_or_create_topic(&n)).await {
         Ok(Ok(topic)) => (describe_topic(broker, &topic), true),
         Ok(Err(e)) => {
             tracing::warn!(topic = %name.as_str(), "auto-creation failed: {e}");
@@ -158,7 +158,7 @@ async fn lookup_by_name(
 }
 
 fn lookup_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
-    match broker.cluster().topic_by_id(id) {
+    match broker.topics().topic_by_id(id) {
         Some(topic) => describe_topic(broker, &topic),
         None => MetadataResponseTopic::default()
             .with_name(None)

@@ -38,8 +38,6 @@ use tokio::sync::watch;
 
 use crate::Broker;
 
-pub(crate) use response_budget::ResponseBudget;
-
 /// See [`crate::decode_request_frame`].
 pub(crate) fn decode_request_frame(frame: bytes::Bytes) -> Result<(), String> {
     connection::decode_request(frame)
@@ -47,12 +45,8 @@ pub(crate) fn decode_request_frame(frame: bytes::Bytes) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Accepts Kafka connections on `listener` until `shutdown` turns true, serving each on
-/// its own task (see `listener`).
-pub(crate) async fn serve(
-    broker: Arc<Broker>,
-    listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
-) {
+/// Accepts Kafka connections on `listener` for `broker` until `shutdown` turns true,
+/// serving each on its own task (see `listener`).
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
     listener::serve(broker, listener, shutdown).await
 }

@@ -22,8 +22,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::dispatch::{Reply, RequestContext};
 use super::error::{internal_error, log_error};
 use super::lookup;
-use crate::cluster::CONSUMER_OFFSETS;
 use crate::log::{AppendInfo, LogError, PartitionLog, ProducePolicy, ReadBuf, TimestampType};
+use crate::topics::CONSUMER_OFFSETS;
 
 /// One partition's append, prepared on the async side and run on a blocking thread.
 struct Job {
@@ -73,7 +73,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
                 let log = topic
                     .partition(p.index)
                     .ok_or(ResponseError::UnknownTopicOrPartition)?;
-                let policy = topic.config().produce_policy(broker.cluster().defaults());
+                let policy = topic.config().produce_policy(broker.topics().defaults());
                 check_batches(p.records.as_ref(), policy.max_message_bytes)?;
                 Ok((log, policy))
             });
@@ -234,7 +234,7 @@ type Appended = (
 fn append_all(jobs: Vec<Job>) -> Vec<Appended> {
     jobs.into_iter()
         .map(|mut job| {
-            let now = crate::broker::now_ms();
+            let now = crate::shutdown::now_ms();
             let log_append_time = match job.policy.timestamp_type {
                 TimestampType::LogAppendTime => now,
                 TimestampType::CreateTime => -1,

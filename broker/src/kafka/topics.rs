@@ -21,12 +21,12 @@ use kafka_protocol::protocol::StrBytes;
 use super::dispatch::RequestContext;
 use super::error::{cluster_error, internal_error};
 use crate::Broker;
-use crate::cluster::{ClusterError, TOPIC_CONFIGS, TopicConfig};
+use crate::topics::{TOPIC_CONFIGS, TopicConfig, TopicStoreError};
 
 /// A per-topic failure: Kafka's code and a message.
 type Failure = (ResponseError, String);
 
-fn failure(e: &ClusterError) -> Failure {
+fn failure(e: &TopicStoreError) -> Failure {
     (cluster_error(e), e.to_string())
 }
 
@@ -64,7 +64,7 @@ fn create_topics(
         .map(|t| t.name.to_string())
         .collect();
     let node = broker.node_id();
-    let cluster = broker.cluster();
+    let cluster = broker.topics();
     req.topics
         .into_iter()
         .map(|t| {
@@ -187,11 +187,11 @@ pub(crate) async fn handle_delete(
             .map(|(name, id)| {
                 let topic = match &name {
                     Some(n) => broker
-                        .cluster()
+                        .topics()
                         .topic(n)
                         .ok_or(ResponseError::UnknownTopicOrPartition),
                     None => broker
-                        .cluster()
+                        .topics()
                         .topic_by_id(id)
                         .ok_or(ResponseError::UnknownTopicId),
                 };
@@ -209,7 +209,7 @@ pub(crate) async fn handle_delete(
                     } else {
                         uuid::Uuid::nil()
                     });
-                match broker.cluster().delete_topic(topic.name()) {
+                match broker.topics().delete_topic(topic.name()) {
                     Ok(()) => result,
                     Err(e) => {
                         let (code, message) = failure(&e);
@@ -261,7 +261,7 @@ pub(crate) async fn handle_create_partitions(
                         )));
                 }
                 match broker
-                    .cluster()
+                    .topics()
                     .create_partitions(&t.name, t.count, req.validate_only)
                 {
                     Ok(()) => result,

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{ClusterError, write_atomically};
+use super::{TopicStoreError, write_atomically};
 
 /// Ids reserved on disk at a time.
 const BLOCK: i64 = 1000;
@@ -22,18 +22,18 @@ pub struct ProducerIds {
 
 impl ProducerIds {
     /// Opens the allocator, resuming after the last reserved block.
-    pub(crate) fn open(dir: &Path) -> Result<ProducerIds, ClusterError> {
+    pub(crate) fn open(dir: &Path) -> Result<ProducerIds, TopicStoreError> {
         let path = dir.join("producer-ids");
         let reserved = match std::fs::read_to_string(&path) {
             Ok(text) => text
                 .trim()
                 .parse::<i64>()
-                .map_err(|e| ClusterError::Corrupt {
+                .map_err(|e| TopicStoreError::Corrupt {
                     path: path.clone(),
                     reason: format!("not a producer id: {e}"),
                 })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(ClusterError::io(&path, e)),
+            Err(e) => return Err(TopicStoreError::io(&path, e)),
         };
         Ok(ProducerIds {
             path,
@@ -42,7 +42,7 @@ impl ProducerIds {
     }
 
     /// Gives a fresh producer id (blocking: may fsync a new block reservation).
-    pub fn allocate(&self) -> Result<i64, ClusterError> {
+    pub fn allocate(&self) -> Result<i64, TopicStoreError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (next, end) = *state;
         if next >= end {

@@ -1,4 +1,4 @@
-//! Errors of the cluster layer: topic administration, configs and their persistence.
+//! Errors of the topic store: topic administration, configs and their persistence.
 
 use std::path::PathBuf;
 
@@ -6,7 +6,7 @@ use crate::log::LogError;
 
 /// Everything that can go wrong while creating, changing or loading topics.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub enum TopicStoreError {
     /// The topic name breaks Kafka's naming rules, or the topic may not be used this way.
     #[error("{0}")]
     InvalidTopic(String),
@@ -49,10 +49,10 @@ pub enum ClusterError {
     },
 }
 
-impl ClusterError {
+impl TopicStoreError {
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        ClusterError::Io {
+        TopicStoreError::Io {
             path: path.into(),
             source,
         }

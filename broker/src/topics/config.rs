@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::ClusterError;
+use super::TopicStoreError;
 use crate::log::{CleanupPolicy, Codec, LogConfig, ProducePolicy, TimestampType, TopicCompression};
 
 /// Broker-wide defaults that a topic's configs fall back to.
@@ -257,11 +257,12 @@ fn parse_policy(value: &str) -> Option<CleanupPolicy> {
 }
 
 /// Checks one name and value, returning the value normalised as it will be stored.
-pub(crate) fn validate(name: &str, value: &str) -> Result<String, ClusterError> {
-    let def = config_def(name)
-        .ok_or_else(|| ClusterError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
+pub(crate) fn validate(name: &str, value: &str) -> Result<String, TopicStoreError> {
+    let def = config_def(name).ok_or_else(|| {
+        TopicStoreError::InvalidConfig(format!("Unknown topic config name: {name}"))
+    })?;
     let invalid = |why: String| {
-        ClusterError::InvalidConfig(format!(
+        TopicStoreError::InvalidConfig(format!(
             "Invalid value {value} for configuration {name}: {why}"
         ))
     };
@@ -341,7 +342,7 @@ impl TopicConfig {
     /// Validates every override; the first bad one is an `INVALID_CONFIG` error.
     pub fn from_overrides<'a>(
         entries: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<TopicConfig, ClusterError> {
+    ) -> Result<TopicConfig, TopicStoreError> {
         let mut overrides = BTreeMap::new();
         for (name, value) in entries {
             overrides.insert(name.to_string(), validate(name, value)?);
@@ -363,7 +364,7 @@ impl TopicConfig {
     }
 
     /// Sets or (with `None`) removes one override, validating it.
-    pub(crate) fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), ClusterError> {
+    pub(crate) fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), TopicStoreError> {
         match value {
             Some(value) => {
                 let value = validate(name, value)?;
@@ -371,7 +372,7 @@ impl TopicConfig {
             }
             None => {
                 if config_def(name).is_none() {
-                    return Err(ClusterError::InvalidConfig(format!(
+                    return Err(TopicStoreError::InvalidConfig(format!(
                         "Unknown topic config name: {name}"
                     )));
                 }
@@ -459,7 +460,9 @@ mod tests {
     #[test]
     fn unknown_config_name_is_invalid_config_naming_it() {
         let err = TopicConfig::from_overrides([("retention.mss", "1")]).unwrap_err();
-        assert!(matches!(err, ClusterError::InvalidConfig(ref m) if m.contains("retention.mss")));
+        assert!(
+            matches!(err, TopicStoreError::InvalidConfig(ref m) if m.contains("retention.mss"))
+        );
     }
 
     #[test]

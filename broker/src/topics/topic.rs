@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
-use super::{ClusterError, TopicConfig};
+use super::{TopicConfig, TopicStoreError};
 use crate::log::PartitionLog;
 
 /// Longest topic name Kafka accepts.
@@ -13,7 +13,7 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// Checks a topic name against Kafka's rules: non-empty, not `.` or `..`, at most 249
 /// characters of `[a-zA-Z0-9._-]`.
-pub fn validate_topic_name(name: &str) -> Result<(), ClusterError> {
+pub fn validate_topic_name(name: &str) -> Result<(), TopicStoreError> {
     let why = if name.is_empty() {
         "Topic name is illegal, it can't be empty".to_string()
     } else if name == "." || name == ".." {
@@ -32,7 +32,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ClusterError> {
     } else {
         return Ok(());
     };
-    Err(ClusterError::InvalidTopic(why))
+    Err(TopicStoreError::InvalidTopic(why))
 }
 
 /// A topic: a named, identified set of partition logs sharing one config.
@@ -136,7 +136,10 @@ mod tests {
         }
         for bad in ["", ".", "..", "a b", "ü", "a/b", &"x".repeat(250)] {
             assert!(
-                matches!(validate_topic_name(bad), Err(ClusterError::InvalidTopic(_))),
+                matches!(
+                    validate_topic_name(bad),
+                    Err(TopicStoreError::InvalidTopic(_))
+                ),
                 "{bad}"
             );
         }

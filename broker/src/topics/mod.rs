@@ -1,4 +1,4 @@
-//! The cluster's state on this single broker: topics, their partitions and per-topic
+//! This node's topics: their partitions' logs and per-topic
 //! configs, the ids they are known by, and producer id allocation.
 //!
 //! Layout in the data directory: each partition's log lives in `<topic>-<partition>/`
@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 pub(crate) use config::{ConfigType, TOPIC_CONFIGS, config_def, default_value};
 pub use config::{TopicConfig, TopicDefaults};
-pub use error::ClusterError;
+pub use error::TopicStoreError;
 pub use producer_ids::ProducerIds;
 pub use topic::{MAX_TOPIC_NAME_LEN, Topic, validate_topic_name};
 
@@ -57,7 +57,7 @@ struct ClusterFile {
 
 /// All topics of the broker, by name and by id, with their persistence.
 #[derive(Debug)]
-pub struct Cluster {
+pub struct TopicStore {
     data_dir: PathBuf,
     topics_dir: PathBuf,
     defaults: TopicDefaults,
@@ -72,14 +72,14 @@ pub struct Cluster {
     log_dir: Arc<LogDir>,
 }
 
-impl Cluster {
+impl TopicStore {
     /// Opens the data directory: loads every topic and opens its partition logs, and
     /// creates the internal topics when missing.
     pub fn open(
         data_dir: &Path,
         defaults: TopicDefaults,
         default_partitions: i32,
-    ) -> Result<Cluster, ClusterError> {
+    ) -> Result<TopicStore, TopicStoreError> {
         Self::open_in(
             Arc::new(LogDir::new(data_dir, 0)),
             defaults,
@@ -87,20 +87,20 @@ impl Cluster {
         )
     }
 
-    /// Like [`Cluster::open`], in the data directory `log_dir` (with its reserve).
+    /// Like [`TopicStore::open`], in the data directory `log_dir` (with its reserve).
     pub fn open_in(
         log_dir: Arc<LogDir>,
         defaults: TopicDefaults,
         default_partitions: i32,
-    ) -> Result<Cluster, ClusterError> {
+    ) -> Result<TopicStore, TopicStoreError> {
         let data_dir = log_dir.path().to_path_buf();
         let data_dir = data_dir.as_path();
         let meta_dir = data_dir.join("cluster");
         let topics_dir = meta_dir.join("topics");
-        std::fs::create_dir_all(&topics_dir).map_err(|e| ClusterError::io(&topics_dir, e))?;
+        std::fs::create_dir_all(&topics_dir).map_err(|e| TopicStoreError::io(&topics_dir, e))?;
         let cluster_id = load_or_create_cluster_id(&meta_dir)?;
         let producer_ids = ProducerIds::open(&meta_dir)?;
-        let cluster = Cluster {
+        let store = TopicStore {
             data_dir: data_dir.to_path_buf(),
             topics_dir,
             defaults,
@@ -112,21 +112,21 @@ impl Cluster {
             producer_ids,
             log_dir,
         };
-        cluster.load_topics()?;
+        store.load_topics()?;
         for name in [CONSUMER_OFFSETS, SCHEMAS] {
-            if cluster.topic(name).is_none() {
+            if store.topic(name).is_none() {
                 let config = TopicConfig::from_overrides([("cleanup.policy", "compact")])?;
-                cluster.create_topic_inner(name, 1, config, name == CONSUMER_OFFSETS)?;
+                store.create_topic_inner(name, 1, config, name == CONSUMER_OFFSETS)?;
             }
         }
-        Ok(cluster)
+        Ok(store)
     }
 
-    fn load_topics(&self) -> Result<(), ClusterError> {
+    fn load_topics(&self) -> Result<(), TopicStoreError> {
         let dir = &self.topics_dir;
-        let entries = std::fs::read_dir(dir).map_err(|e| ClusterError::io(dir, e))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| TopicStoreError::io(dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| ClusterError::io(dir, e))?;
+            let entry = entry.map_err(|e| TopicStoreError::io(dir, e))?;
             let path = entry.path();
             let Some(name) = path
                 .file_name()
@@ -135,13 +135,13 @@ impl Cluster {
             else {
                 continue;
             };
-            let text = std::fs::read(&path).map_err(|e| ClusterError::io(&path, e))?;
+            let text = std::fs::read(&path).map_err(|e| TopicStoreError::io(&path, e))?;
             let file: TopicFile =
-                serde_json::from_slice(&text).map_err(|e| ClusterError::Corrupt {
+                serde_json::from_slice(&text).map_err(|e| TopicStoreError::Corrupt {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
-            let corrupt = |reason: String| ClusterError::Corrupt {
+            let corrupt = |reason: String| TopicStoreError::Corrupt {
                 path: path.clone(),
                 reason,
             };
@@ -207,10 +207,10 @@ impl Cluster {
     }
 
     /// Checks what `create_topic` would check, without creating anything.
-    pub fn validate_new_topic(&self, name: &str, partitions: i32) -> Result<(), ClusterError> {
+    pub fn validate_new_topic(&self, name: &str, partitions: i32) -> Result<(), TopicStoreError> {
         validate_topic_name(name)?;
         if self.topics.contains_key(name) {
-            return Err(ClusterError::TopicExists(name.to_string()));
+            return Err(TopicStoreError::TopicExists(name.to_string()));
         }
         // Kafka's metric names turn '.' into '_', so names differing only there collide.
         let unified = name.replace('.', "_");
@@ -219,18 +219,18 @@ impl Cluster {
             .iter()
             .find(|t| t.key().replace('.', "_") == unified)
         {
-            return Err(ClusterError::InvalidTopic(format!(
+            return Err(TopicStoreError::InvalidTopic(format!(
                 "Topic '{name}' collides with existing topic: {}",
                 other.key()
             )));
         }
         if partitions < 1 {
-            return Err(ClusterError::InvalidPartitions(
+            return Err(TopicStoreError::InvalidPartitions(
                 "Number of partitions must be larger than 0.".into(),
             ));
         }
         if partitions > MAX_PARTITIONS {
-            return Err(ClusterError::InvalidPartitions(format!(
+            return Err(TopicStoreError::InvalidPartitions(format!(
                 "Number of partitions {partitions} is larger than the {MAX_PARTITIONS} strand allows per topic."
             )));
         }
@@ -243,21 +243,21 @@ impl Cluster {
         name: &str,
         partitions: i32,
         config: TopicConfig,
-    ) -> Result<Arc<Topic>, ClusterError> {
+    ) -> Result<Arc<Topic>, TopicStoreError> {
         self.create_topic_inner(name, partitions, config, false)
     }
 
     /// The topic named `name`, created with the default partition count when missing
     /// (auto-creation).
-    pub fn get_or_create_topic(&self, name: &str) -> Result<Arc<Topic>, ClusterError> {
+    pub fn get_or_create_topic(&self, name: &str) -> Result<Arc<Topic>, TopicStoreError> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
         }
         match self.create_topic_inner(name, self.default_partitions, TopicConfig::default(), false)
         {
-            Err(ClusterError::TopicExists(_)) => self
+            Err(TopicStoreError::TopicExists(_)) => self
                 .topic(name)
-                .ok_or_else(|| ClusterError::UnknownTopic(name.to_string())),
+                .ok_or_else(|| TopicStoreError::UnknownTopic(name.to_string())),
             other => {
                 if other.is_ok() {
                     tracing::info!(topic = name, "topic auto-created");
@@ -273,7 +273,7 @@ impl Cluster {
         partitions: i32,
         config: TopicConfig,
         internal: bool,
-    ) -> Result<Arc<Topic>, ClusterError> {
+    ) -> Result<Arc<Topic>, TopicStoreError> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         self.validate_new_topic(name, partitions)?;
         let id = random_uuid();
@@ -288,18 +288,18 @@ impl Cluster {
     }
 
     /// Deletes a topic: its metadata, then its partition logs.
-    pub fn delete_topic(&self, name: &str) -> Result<(), ClusterError> {
+    pub fn delete_topic(&self, name: &str) -> Result<(), TopicStoreError> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let topic = self
             .topic(name)
-            .ok_or_else(|| ClusterError::UnknownTopic(name.to_string()))?;
+            .ok_or_else(|| TopicStoreError::UnknownTopic(name.to_string()))?;
         if name == CONSUMER_OFFSETS || name == SCHEMAS {
-            return Err(ClusterError::InvalidTopic(format!(
+            return Err(TopicStoreError::InvalidTopic(format!(
                 "Topic {name} is used by strand itself and cannot be deleted"
             )));
         }
         let path = self.topic_file(name);
-        std::fs::remove_file(&path).map_err(|e| ClusterError::io(&path, e))?;
+        std::fs::remove_file(&path).map_err(|e| TopicStoreError::io(&path, e))?;
         sync_dir(&self.topics_dir)?;
         self.topics.remove(name);
         self.by_id.remove(&topic.id());
@@ -317,24 +317,24 @@ impl Cluster {
         name: &str,
         count: i32,
         validate_only: bool,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<(), TopicStoreError> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let topic = self
             .topic(name)
-            .ok_or_else(|| ClusterError::UnknownTopic(name.to_string()))?;
+            .ok_or_else(|| TopicStoreError::UnknownTopic(name.to_string()))?;
         let current = topic.partition_count();
         if count < current {
-            return Err(ClusterError::InvalidPartitions(format!(
+            return Err(TopicStoreError::InvalidPartitions(format!(
                 "Topic currently has {current} partitions, which is higher than the requested {count}."
             )));
         }
         if count == current {
-            return Err(ClusterError::InvalidPartitions(format!(
+            return Err(TopicStoreError::InvalidPartitions(format!(
                 "Topic already has {current} partitions."
             )));
         }
         if count > MAX_PARTITIONS {
-            return Err(ClusterError::InvalidPartitions(format!(
+            return Err(TopicStoreError::InvalidPartitions(format!(
                 "Number of partitions {count} is larger than the {MAX_PARTITIONS} strand allows per topic."
             )));
         }
@@ -351,11 +351,11 @@ impl Cluster {
     }
 
     /// Replaces a topic's config overrides (persisted, then applied to its logs).
-    pub fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<(), ClusterError> {
+    pub fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<(), TopicStoreError> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let topic = self
             .topic(name)
-            .ok_or_else(|| ClusterError::UnknownTopic(name.to_string()))?;
+            .ok_or_else(|| TopicStoreError::UnknownTopic(name.to_string()))?;
         self.write_topic_file(
             name,
             topic.id(),
@@ -391,7 +391,7 @@ impl Cluster {
         partitions: i32,
         internal: bool,
         config: &TopicConfig,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<(), TopicStoreError> {
         let file = TopicFile {
             id,
             partitions,
@@ -399,7 +399,7 @@ impl Cluster {
             configs: config.overrides().clone(),
         };
         let path = self.topic_file(name);
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| ClusterError::Corrupt {
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| TopicStoreError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -415,7 +415,7 @@ impl Cluster {
         partitions: std::ops::Range<i32>,
         config: &LogConfig,
         fresh: bool,
-    ) -> Result<Vec<Arc<PartitionLog>>, ClusterError> {
+    ) -> Result<Vec<Arc<PartitionLog>>, TopicStoreError> {
         let partitions: Vec<i32> = partitions.collect();
         crate::parallel::map_bounded(&partitions, OPEN_THREADS, |&p| {
             self.open_log(name, p, config, fresh)
@@ -432,11 +432,11 @@ impl Cluster {
         partition: i32,
         config: &LogConfig,
         fresh: bool,
-    ) -> Result<Arc<PartitionLog>, ClusterError> {
+    ) -> Result<Arc<PartitionLog>, TopicStoreError> {
         let dir = self.log_dir(name, partition);
         if fresh && dir.exists() {
             tracing::warn!(dir = %dir.display(), "removing a leftover log directory of a deleted topic");
-            std::fs::remove_dir_all(&dir).map_err(|e| ClusterError::io(&dir, e))?;
+            std::fs::remove_dir_all(&dir).map_err(|e| TopicStoreError::io(&dir, e))?;
         }
         Ok(Arc::new(PartitionLog::open_in(
             &self.log_dir,
@@ -457,7 +457,7 @@ fn may_use_reserve(topic: &str) -> bool {
 const OPEN_THREADS: usize = 16;
 
 /// Closes a partition log and removes its directory.
-fn remove_log(log: &PartitionLog, dir: &Path) -> Result<(), ClusterError> {
+fn remove_log(log: &PartitionLog, dir: &Path) -> Result<(), TopicStoreError> {
     match log.delete() {
         Ok(()) => Ok(()),
         Err(LogError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -468,12 +468,12 @@ fn remove_log(log: &PartitionLog, dir: &Path) -> Result<(), ClusterError> {
     }
 }
 
-fn load_or_create_cluster_id(meta_dir: &Path) -> Result<String, ClusterError> {
+fn load_or_create_cluster_id(meta_dir: &Path) -> Result<String, TopicStoreError> {
     let path = meta_dir.join("cluster.json");
     match std::fs::read(&path) {
         Ok(bytes) => {
             let file: ClusterFile =
-                serde_json::from_slice(&bytes).map_err(|e| ClusterError::Corrupt {
+                serde_json::from_slice(&bytes).map_err(|e| TopicStoreError::Corrupt {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
@@ -484,35 +484,35 @@ fn load_or_create_cluster_id(meta_dir: &Path) -> Result<String, ClusterError> {
             let json = serde_json::to_vec(&ClusterFile {
                 cluster_id: cluster_id.clone(),
             })
-            .map_err(|e| ClusterError::Corrupt {
+            .map_err(|e| TopicStoreError::Corrupt {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
             write_atomically(&path, &json)?;
             Ok(cluster_id)
         }
-        Err(e) => Err(ClusterError::io(&path, e)),
+        Err(e) => Err(TopicStoreError::io(&path, e)),
     }
 }
 
 /// Writes a file so that after a crash it holds either the old or the new content.
-pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), ClusterError> {
+pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), TopicStoreError> {
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| ClusterError::io(&tmp, e))?;
+    let mut file = std::fs::File::create(&tmp).map_err(|e| TopicStoreError::io(&tmp, e))?;
     file.write_all(content)
         .and_then(|()| file.sync_all())
-        .map_err(|e| ClusterError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ClusterError::io(path, e))?;
+        .map_err(|e| TopicStoreError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TopicStoreError::io(path, e))?;
     match path.parent() {
         Some(dir) => sync_dir(dir),
         None => Ok(()),
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), ClusterError> {
+fn sync_dir(dir: &Path) -> Result<(), TopicStoreError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| ClusterError::io(dir, e))
+        .map_err(|e| TopicStoreError::io(dir, e))
 }
 
 /// A random (version 4) UUID, from the operating system's random source.
