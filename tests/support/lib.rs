@@ -1,6 +1,8 @@
 //! Support for the workspace integration tests: starting a real `strand serve` process on
 //! free ports in a fresh data directory, reading the addresses it prints, and stopping it
-//! with SIGTERM or SIGKILL.
+//! with SIGTERM or SIGKILL. [`kafka`] is a minimal blocking Kafka client for them, and
+//! [`proxy`] a fault-injecting TCP proxy that cuts, blackholes or delays the links of a
+//! cluster under test.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod kafka;
+pub mod proxy;
 
 /// How long a server gets to print its listeners or to exit.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
