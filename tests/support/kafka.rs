@@ -210,13 +210,25 @@ pub fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> anyhow::Result<CreateTopicsResponse> {
+    create_replicated_topic(client, topic, partitions, -1, configs)
+}
+
+/// Creates a topic (CreateTopics v7) with `replication_factor` (-1: the broker's default)
+/// and config overrides.
+pub fn create_replicated_topic(
+    client: &mut KafkaClient,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<CreateTopicsResponse> {
     let req = CreateTopicsRequest::default()
         .with_timeout_ms(10_000)
         .with_topics(vec![
             CreatableTopic::default()
                 .with_name(name(topic))
                 .with_num_partitions(partitions)
-                .with_replication_factor(-1)
+                .with_replication_factor(replication_factor)
                 .with_configs(
                     configs
                         .iter()

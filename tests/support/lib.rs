@@ -1,8 +1,8 @@
 //! Support for the workspace integration tests: starting a real `strand serve` process on
 //! free ports in a fresh data directory, reading the addresses it prints, and stopping it
 //! with SIGTERM or SIGKILL. [`kafka`] is a minimal blocking Kafka client for them, and
-//! [`proxy`] a fault-injecting TCP proxy that cuts, blackholes or delays the links of a
-//! cluster under test.
+//! [`proxy`] a fault-injecting TCP proxy that cuts, blackholes or delays links; [`cluster`]
+//! starts several nodes behind such proxies as one cluster.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod cluster;
 pub mod kafka;
 pub mod proxy;
 
@@ -104,6 +105,7 @@ pub struct Strand {
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
     capture_log: bool,
+    log_file: Option<PathBuf>,
     limits: Vec<(RlimitResource, u64)>,
 }
 
@@ -124,6 +126,13 @@ impl Launch {
     /// Keeps the child's stderr (echoed to the test's) for [`Strand::wait_for_log`].
     pub fn capture_log(mut self) -> Self {
         self.capture_log = true;
+        self
+    }
+
+    /// Appends the child's stderr (the log) and stdout to the file at `path` instead of
+    /// echoing them, so that many processes side by side keep their logs apart.
+    pub fn log_to(mut self, path: &Path) -> Self {
+        self.log_file = Some(path.to_path_buf());
         self
     }
 
@@ -156,6 +165,20 @@ impl Strand {
         env: &[(&str, &str)],
         launch: Launch,
     ) -> anyhow::Result<Strand> {
+        let mut strand = Self::spawn(data_dir, extra, env, launch)?;
+        strand.wait_started()?;
+        Ok(strand)
+    }
+
+    /// Starts `strand serve` like [`Strand::launch`] without waiting for its listeners, so
+    /// that several processes that need each other can start together; then call
+    /// [`Strand::wait_started`].
+    pub fn spawn(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        launch: Launch,
+    ) -> anyhow::Result<Strand> {
         let mut cmd = Command::new(strand_bin()?);
         cmd.arg("serve").arg("--data-dir").arg(data_dir);
         for (flag, value) in [
@@ -173,10 +196,20 @@ impl Strand {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::piped()).stderr(if launch.capture_log {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
+        let log_file = match &launch.log_file {
+            Some(path) => Some(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            None => None,
+        };
+        cmd.stdout(Stdio::piped()).stderr(match &log_file {
+            _ if launch.capture_log => Stdio::piped(),
+            Some(file) => Stdio::from(file.try_clone()?),
+            None => Stdio::inherit(),
         });
         if !launch.limits.is_empty() {
             let limits = launch.limits.clone();
@@ -226,21 +259,29 @@ impl Strand {
         let stdout = child.stdout.take().context("strand stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut log_file = log_file;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+                if let Some(file) = &mut log_file {
+                    use std::io::Write;
+                    let _ = writeln!(file, "{line}");
                 }
+                // The receiver goes once the listeners are read; the file keeps the rest.
+                let _ = tx.send(line);
             }
         });
-        let mut strand = Strand {
+        Ok(Strand {
             child,
             addrs: HashMap::new(),
             data_dir: data_dir.to_path_buf(),
             stdout_lines: rx,
             log,
-        };
-        strand.wait_for_listeners(&["kafka", "registry", "admin"])?;
-        Ok(strand)
+        })
+    }
+
+    /// Waits (bounded by [`START_TIMEOUT`]) until the server printed its kafka, registry
+    /// and admin listeners.
+    pub fn wait_started(&mut self) -> anyhow::Result<()> {
+        self.wait_for_listeners(&["kafka", "registry", "admin"])
     }
 
     fn wait_for_listeners(&mut self, names: &[&str]) -> anyhow::Result<()> {
