@@ -704,4 +704,27 @@ mod tests {
         pids.lock().unwrap().insert(std::process::id(), 7);
         assert_eq!(socket_owner(from, to, &pids), Peer::Node(7));
     }
+
+    #[test]
+    fn socket_owner_tells_another_process_from_this_one() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        // bash connects and then blocks reading the socket until it closes.
+        let mut child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{}; read -u 3",
+                to.port()
+            ))
+            .spawn()
+            .unwrap();
+        let (server, from) = listener.accept().unwrap();
+        let pids: Pids = Arc::default();
+        pids.lock().unwrap().insert(std::process::id(), 1);
+        assert_eq!(socket_owner(from, to, &pids), Peer::Other);
+        pids.lock().unwrap().insert(child.id(), 2);
+        assert_eq!(socket_owner(from, to, &pids), Peer::Node(2));
+        drop(server);
+        child.wait().unwrap();
+    }
 }
