@@ -38,24 +38,14 @@ fn encode(records: &[LogRecord]) -> Result<BytesMut, StoreError> {
         .map_err(|e| store_error("encoding", e))
 }
 
-/// The offset after the last record of each whole batch in `bytes` (RecordBatch v2 header:
-/// baseOffset i64 at 0, batchLength i32 at 8, lastOffsetDelta i32 at 23), so that replay
-/// moves past batches whose records compaction removed.
+/// The offset after the last record of the whole batches in `bytes`, from their headers,
+/// so that replay moves past batches whose records compaction removed.
 fn end_of_batches(bytes: &[u8]) -> Option<i64> {
-    let mut rest = bytes;
-    let mut end = None;
-    while rest.len() >= 27 {
-        let base = i64::from_be_bytes(rest[0..8].try_into().ok()?);
-        let length = i32::from_be_bytes(rest[8..12].try_into().ok()?);
-        let delta = i32::from_be_bytes(rest[23..27].try_into().ok()?);
-        end = Some(base + i64::from(delta) + 1);
-        let total = 12 + usize::try_from(length).ok()?;
-        if total > rest.len() {
-            break;
-        }
-        rest = &rest[total..];
-    }
-    end
+    strand_broker::log::frames(bytes)
+        .map_while(Result::ok)
+        .filter_map(|frame| frame.header())
+        .last()
+        .map(|header| header.last_offset() + 1)
 }
 
 impl SchemaLog for SchemasLog {

@@ -445,9 +445,6 @@ impl Replayed {
     }
 }
 
-/// Bytes of a batch header up to and including `lastOffsetDelta`.
-const BATCH_HEADER_PREFIX: usize = 27;
-
 /// How much one replay read asks for.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
@@ -462,26 +459,24 @@ pub(crate) fn replay(log: &dyn OffsetsLog) -> Result<Replayed, GroupError> {
         }
         let records = &chunk.records;
         let before = next;
-        let mut pos = 0;
         // Batch by batch, moving past each batch's last offset (from its header: compaction
         // may have removed the records at its end) so that a read always makes progress.
-        while records.len() - pos >= BATCH_HEADER_PREFIX {
-            let header = &records[pos..];
-            let base = i64::from_be_bytes(header[0..8].try_into().unwrap_or_default());
-            let length = i32::from_be_bytes(header[8..12].try_into().unwrap_or_default());
-            let delta = i32::from_be_bytes(header[23..27].try_into().unwrap_or_default());
-            let size = usize::try_from(length).unwrap_or(0) + 12;
-            if length < 0 || records.len() - pos < size {
-                return Err(GroupError::CorruptRecord {
-                    offset: base,
-                    reason: format!("batch of {size} bytes overruns the read"),
-                });
-            }
-            let mut batch = records.slice(pos..pos + size);
-            pos += size;
+        for frame in crate::log::frames(records) {
+            let frame = frame.map_err(|e| GroupError::CorruptRecord {
+                offset: next,
+                reason: e.to_string(),
+            })?;
+            let header = frame.header().ok_or(GroupError::CorruptRecord {
+                offset: next,
+                reason: format!(
+                    "batch at byte {} is shorter than its header",
+                    frame.position
+                ),
+            })?;
+            let mut batch = records.slice(frame.position..frame.position + frame.bytes.len());
             let set =
                 RecordBatchDecoder::decode(&mut batch).map_err(|e| GroupError::CorruptRecord {
-                    offset: base,
+                    offset: header.base_offset,
                     reason: e.to_string(),
                 })?;
             for record in &set.records {
@@ -492,7 +487,7 @@ pub(crate) fn replay(log: &dyn OffsetsLog) -> Result<Replayed, GroupError> {
                     replayed.apply(record.offset, key, record.value.as_ref());
                 }
             }
-            next = next.max(base + i64::from(delta) + 1);
+            next = next.max(header.last_offset() + 1);
         }
         if next == before {
             // Nothing readable past `next`: only possible with a log that does not grow.
@@ -516,13 +511,13 @@ pub(crate) mod tests {
     impl OffsetsLog for MemoryLog {
         fn append(&self, mut batch: Vec<u8>) -> BoxFuture<Result<(), GroupError>> {
             let mut guard = self.batches.lock().unwrap();
-            let mut pos = 0;
-            while pos < batch.len() {
-                let len = i32::from_be_bytes(batch[pos + 8..pos + 12].try_into().unwrap()) as usize;
-                let delta = i32::from_be_bytes(batch[pos + 23..pos + 27].try_into().unwrap());
-                batch[pos..pos + 8].copy_from_slice(&guard.1.to_be_bytes());
-                guard.1 += delta as i64 + 1;
-                pos += len + 12;
+            let spans: Vec<(usize, i32)> = crate::log::frames(&batch)
+                .map(|f| f.unwrap())
+                .map(|f| (f.position, f.header().unwrap().last_offset_delta))
+                .collect();
+            for (position, last_offset_delta) in spans {
+                batch[position..position + 8].copy_from_slice(&guard.1.to_be_bytes());
+                guard.1 += i64::from(last_offset_delta) + 1;
             }
             guard.0.extend_from_slice(&batch);
             Box::pin(async { Ok(()) })

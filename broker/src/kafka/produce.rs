@@ -22,7 +22,9 @@ use kafka_protocol::protocol::StrBytes;
 use super::dispatch::{Reply, RequestContext};
 use super::error::{internal_error, log_error};
 use super::lookup;
-use crate::log::{AppendInfo, LogError, PartitionLog, ProducePolicy, ReadBuf, TimestampType};
+use crate::log::{
+    AppendInfo, FrameError, LogError, PartitionLog, ProducePolicy, ReadBuf, TimestampType,
+};
 use crate::topics::CONSUMER_OFFSETS;
 
 /// One partition's append, prepared on the async side and run on a blocking thread.
@@ -255,23 +257,17 @@ fn check_batches(records: Option<&Bytes>, max: i32) -> Result<(), ResponseError>
         Some(r) if !r.is_empty() => r,
         _ => return Err(ResponseError::CorruptMessage),
     };
-    let mut pos = 0;
-    while pos < records.len() {
-        let header = records
-            .get(pos + 8..pos + 12)
-            .ok_or(ResponseError::CorruptMessage)?;
-        let len = i32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        if len < 0 {
-            return Err(ResponseError::CorruptMessage);
-        }
-        let size = len as usize + 12;
-        if size > max.max(0) as usize {
+    let max = max.max(0) as usize;
+    for frame in crate::log::frames(records) {
+        let size = match frame {
+            Ok(frame) => frame.bytes.len(),
+            // A batch announcing more than `max` is too large before it is cut short.
+            Err(FrameError::Truncated { size, .. }) if size > max => size,
+            Err(_) => return Err(ResponseError::CorruptMessage),
+        };
+        if size > max {
             return Err(ResponseError::MessageTooLarge);
         }
-        if pos + size > records.len() {
-            return Err(ResponseError::CorruptMessage);
-        }
-        pos += size;
     }
     Ok(())
 }

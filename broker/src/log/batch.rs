@@ -139,6 +139,90 @@ pub(crate) fn wrapping_seq(seq: i32, delta: i32) -> i32 {
     ((i64::from(seq) + i64::from(delta)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
+/// One batch of a buffer of concatenated RecordBatches, as its `batchLength` frames it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFrame<'a> {
+    /// Where the batch starts in the buffer.
+    pub position: usize,
+    /// The whole batch, header included.
+    pub bytes: &'a [u8],
+}
+
+impl BatchFrame<'_> {
+    /// The batch's fixed header; `None` when the batch is shorter than one.
+    pub fn header(&self) -> Option<BatchHeader> {
+        BatchHeader::parse(self.bytes)
+    }
+}
+
+/// Why the batches of a buffer cannot be framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// A `batchLength` below zero.
+    #[error("batch at byte {position} has a negative length")]
+    NegativeLength {
+        /// Where the batch starts.
+        position: usize,
+    },
+    /// The buffer ends inside a batch (or inside the 12 bytes that frame it).
+    #[error("batch at byte {position} needs {size} bytes, {available} are left")]
+    Truncated {
+        /// Where the batch starts.
+        position: usize,
+        /// The batch's size as its length field gives it (0 when that field is cut).
+        size: usize,
+        /// Bytes left from `position` on.
+        available: usize,
+    },
+}
+
+/// Frames the batches of `buf` one by one from their `baseOffset` and `batchLength`
+/// fields, without checking their content: the one reader of batch boundaries, for
+/// Produce's size checks, the replays of internal topics and the log itself. Stops after
+/// the first error.
+pub fn frames(buf: &[u8]) -> impl Iterator<Item = Result<BatchFrame<'_>, FrameError>> + '_ {
+    let mut pos = 0;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || pos >= buf.len() {
+            return None;
+        }
+        let rest = &buf[pos..];
+        let framed = match rest.get(8..12) {
+            None => Err(FrameError::Truncated {
+                position: pos,
+                size: 0,
+                available: rest.len(),
+            }),
+            Some(len) => {
+                let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+                match usize::try_from(len) {
+                    Err(_) => Err(FrameError::NegativeLength { position: pos }),
+                    Ok(len) => {
+                        let size = len + BatchHeader::LOG_OVERHEAD;
+                        match rest.get(..size) {
+                            Some(bytes) => Ok(BatchFrame {
+                                position: pos,
+                                bytes,
+                            }),
+                            None => Err(FrameError::Truncated {
+                                position: pos,
+                                size,
+                                available: rest.len(),
+                            }),
+                        }
+                    }
+                }
+            }
+        };
+        match &framed {
+            Ok(frame) => pos += frame.bytes.len(),
+            Err(_) => failed = true,
+        }
+        Some(framed)
+    })
+}
+
 /// True when the CRC32C stored in `batch` (one whole batch) matches its content.
 pub(crate) fn crc_matches(batch: &[u8], header: &BatchHeader) -> bool {
     batch.len() > ATTRIBUTES_POS && crc32c::crc32c(&batch[ATTRIBUTES_POS..]) == header.crc
@@ -151,13 +235,9 @@ pub(crate) fn set_base_offset(batch: &mut [u8], offset: i64) {
 
 /// Iterates the batches of a buffer that [`validate`] accepted: `(position, header)`.
 pub(crate) fn headers(buf: &[u8]) -> impl Iterator<Item = (usize, BatchHeader)> + '_ {
-    let mut pos = 0;
-    std::iter::from_fn(move || {
-        let h = BatchHeader::parse(&buf[pos..])?;
-        let at = pos;
-        pos += h.total_size();
-        Some((at, h))
-    })
+    frames(buf)
+        .map_while(Result::ok)
+        .map_while(|frame| Some((frame.position, frame.header()?)))
 }
 
 /// Checks every batch of `buf` (CRC32C, magic, length, record count) and returns how many
@@ -293,6 +373,46 @@ mod tests {
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         let err = validate(&b).unwrap_err().to_string();
         assert!(err.contains("record count"), "{err}");
+    }
+
+    #[test]
+    fn frames_split_whole_batches_and_name_the_first_bad_one() {
+        let a = batch_of(1, 1, 5, 3);
+        let b = batch_of(2, 2, 9, 3);
+        let mut buf = [a.clone(), b.clone()].concat();
+        let framed: Vec<(usize, i64)> = frames(&buf)
+            .map(|f| {
+                let f = f.unwrap();
+                (f.position, f.header().unwrap().last_offset())
+            })
+            .collect();
+        assert_eq!(framed, vec![(0, 0), (a.len(), 1)]);
+
+        buf.truncate(a.len() + 20);
+        let framed: Vec<_> = frames(&buf).collect();
+        assert_eq!(framed.len(), 2);
+        assert_eq!(
+            framed[1].unwrap_err(),
+            FrameError::Truncated {
+                position: a.len(),
+                size: b.len(),
+                available: 20
+            }
+        );
+
+        buf.truncate(a.len() + 5);
+        assert!(matches!(
+            frames(&buf).nth(1),
+            Some(Err(FrameError::Truncated { size: 0, .. }))
+        ));
+
+        let mut negative = a.clone();
+        negative[8..12].copy_from_slice(&(-1i32).to_be_bytes());
+        let framed: Vec<_> = frames(&negative).collect();
+        assert_eq!(
+            framed,
+            vec![Err(FrameError::NegativeLength { position: 0 })]
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ mod testutil;
 mod timestamps;
 mod validate;
 
-pub use batch::BatchHeader;
+pub use batch::{BatchFrame, BatchHeader, FrameError, frames};
 pub(crate) use buffers::{POOL as BUFFERS, ReadBuf, pooled};
 pub use compaction::CompactionReport;
 pub use compression::Codec;
