@@ -186,7 +186,9 @@ def main():
             goal = f"{op} {target}× ({'met' if met else 'MISSED'})"
         lines.append(f"| {label} | {unit} | {k} | {s} | {ratio} | {goal} |")
     lines.append("")
-    for key, label in [("disk_mbps", "disk sequential write, O_DIRECT 1 MiB blocks (fio), MB/s"),
+    for key, label in [("nodes", "nodes of each system (bench/run --nodes; above 1: replication factor "
+                                  "min(nodes, 3), min.insync.replicas 2)"),
+                       ("disk_mbps", "disk sequential write, O_DIRECT 1 MiB blocks (fio), MB/s"),
                        ("loopback_gbps", "loopback TCP, one stream (iperf3), Gbit/s"),
                        ("loadavg_start", "load average at start"),
                        ("loadavg_end", "load average at end")]:
