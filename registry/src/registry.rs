@@ -15,10 +15,10 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use serde::Deserialize;
 
-use crate::compat::{self, Budget, Graph, Level, Previous};
+use crate::compat::{Budget, Level};
 use crate::error::RegistryError;
+use crate::format::{self, Checkable, Format, Previous, Resolved};
 use crate::mode::Mode;
-use crate::schema;
 use crate::store::{
     Event, LogRecord, SchemaContent, SchemaLog, SchemaReference, State, VersionValue,
 };
@@ -169,7 +169,7 @@ pub struct Registry {
     log: Arc<dyn SchemaLog>,
     state: RwLock<State>,
     by_id: DashMap<u32, Bytes>,
-    graphs: Mutex<HashMap<u32, Arc<Graph>>>,
+    graphs: Mutex<HashMap<u32, Arc<Checkable>>>,
     writer: tokio::sync::Mutex<()>,
     /// Permits for work on the blocking pool (checks, large parses).
     checks: Arc<tokio::sync::Semaphore>,
@@ -188,11 +188,11 @@ struct Against {
     id: u32,
     content: Arc<SchemaContent>,
     /// Its graph when cached, else the referenced schema texts it needs to be parsed.
-    graph: Result<Arc<Graph>, Vec<String>>,
+    graph: Result<Arc<Checkable>, Vec<Resolved>>,
 }
 
 /// A check's messages, and the graphs of earlier versions it parsed (to cache).
-type Checked = (Vec<String>, Vec<(u32, Arc<Graph>)>);
+type Checked = (Vec<String>, Vec<(u32, Arc<Checkable>)>);
 
 /// Everything a compatibility check needs, owned, so that it runs on the blocking pool.
 struct CheckJob {
@@ -206,7 +206,7 @@ struct CheckJob {
 
 impl CheckJob {
     /// Checks `new` (blocking); returns the messages and the graphs it had to parse.
-    fn run(self, new: &Graph) -> Result<Checked, RegistryError> {
+    fn run(self, new: &Checkable) -> Result<Checked, RegistryError> {
         let mut parsed = Vec::new();
         let mut graphs = Vec::with_capacity(self.against.len());
         for old in &self.against {
@@ -214,8 +214,13 @@ impl CheckJob {
                 Ok(graph) => graph.clone(),
                 Err(resolved) => {
                     let content = &old.content;
-                    let graph =
-                        schema::parse(&content.schema, &content.references, resolved)?.graph;
+                    let graph = format::parse(
+                        Format::of_stored(content.schema_type.as_deref()),
+                        &content.schema,
+                        &content.references,
+                        resolved,
+                    )?
+                    .graph;
                     parsed.push((old.id, graph.clone()));
                     graph
                 }
@@ -234,7 +239,7 @@ impl CheckJob {
             .collect();
         let mut budget = Budget::new(self.max_comparisons, self.max_pairs);
         let messages =
-            compat::check_level(self.level, new, &previous, &mut budget, self.max_reported)
+            format::check_level(self.level, new, &previous, &mut budget, self.max_reported)
                 .map_err(|e| RegistryError::CompatibilityCheckTooLarge {
                     subject: self.subject.clone(),
                     version: e.version,
@@ -245,7 +250,10 @@ impl CheckJob {
 }
 
 /// The schema texts a request's references need.
-fn request_resolved(state: &State, request: &SchemaRequest) -> Result<Vec<String>, RegistryError> {
+fn request_resolved(
+    state: &State,
+    request: &SchemaRequest,
+) -> Result<Vec<Resolved>, RegistryError> {
     resolve_references(state, request.references.as_deref().unwrap_or(&[]))
 }
 
@@ -342,14 +350,19 @@ impl Registry {
         &self,
         state: &State,
         content: &SchemaContent,
-    ) -> Result<(String, Arc<Graph>), RegistryError> {
+    ) -> Result<(String, Arc<Checkable>), RegistryError> {
         let resolved = resolve_references(state, &content.references)?;
-        let parsed = schema::parse(&content.schema, &content.references, &resolved)?;
+        let parsed = format::parse(
+            Format::of_stored(content.schema_type.as_deref()),
+            &content.schema,
+            &content.references,
+            &resolved,
+        )?;
         Ok((parsed.identity, parsed.graph))
     }
 
     /// The graph of a stored schema, if a compatibility check already parsed it.
-    fn cached_graph(&self, id: u32) -> Option<Arc<Graph>> {
+    fn cached_graph(&self, id: u32) -> Option<Arc<Checkable>> {
         self.graphs.lock().ok().and_then(|g| g.get(&id).cloned())
     }
 
@@ -552,9 +565,13 @@ impl Registry {
         Ok(state.referenced_by(subject, version))
     }
 
-    fn check_request(&self, subject: &str, request: &SchemaRequest) -> Result<(), RegistryError> {
+    fn check_request(
+        &self,
+        subject: &str,
+        request: &SchemaRequest,
+    ) -> Result<Format, RegistryError> {
         check_subject(subject)?;
-        schema::check_type(request.schema_type.as_deref())?;
+        let format = Format::of_request(request.schema_type.as_deref())?;
         let text = request.schema.as_deref().unwrap_or("");
         if text.len() > self.options.max_schema_bytes {
             return Err(RegistryError::SchemaTooLarge {
@@ -565,22 +582,23 @@ impl Registry {
         if text.trim().is_empty() {
             return Err(RegistryError::InvalidSchema("the schema is empty".into()));
         }
-        Ok(())
+        Ok(format)
     }
 
     /// Parses a request's schema whose references resolve to `resolved`: on the calling task
     /// when it is small, on the blocking pool when it is large enough to hold a worker.
     async fn parse_request(
         &self,
+        format: Format,
         request: &SchemaRequest,
-        resolved: Vec<String>,
-    ) -> Result<schema::Parsed, RegistryError> {
+        resolved: Vec<Resolved>,
+    ) -> Result<format::Parsed, RegistryError> {
         let text = request.schema.clone().unwrap_or_default();
         let references = request.references.clone().unwrap_or_default();
         if text.len() <= INLINE_PARSE_BYTES {
-            return schema::parse(&text, &references, &resolved);
+            return format::parse(format, &text, &references, &resolved);
         }
-        self.off_workers(move || schema::parse(&text, &references, &resolved))
+        self.off_workers(move || format::parse(format, &text, &references, &resolved))
             .await?
     }
 
@@ -614,7 +632,7 @@ impl Registry {
         request: &SchemaRequest,
         normalize: bool,
     ) -> Result<u32, RegistryError> {
-        self.check_request(subject, request)?;
+        let format = self.check_request(subject, request)?;
         let writer = self.writer.lock().await;
         let resolved = {
             let state = self.read();
@@ -622,11 +640,11 @@ impl Registry {
             request_resolved(&state, request)?
         };
         // The state cannot change meanwhile: every change holds the writer lock.
-        let parsed = self.parse_request(request, resolved).await?;
+        let parsed = self.parse_request(format, request, resolved).await?;
         let decided = {
             let state = self.read();
             let mode = state.mode_for(subject);
-            let existing = state.identities.get(&parsed.identity).copied();
+            let existing = state.identities.get(parsed.identity(normalize)).copied();
             let versions = state.subjects.get(subject);
             if let Some(id) = existing
                 && let Some(vs) = versions
@@ -662,11 +680,12 @@ impl Registry {
         let position = self.commit(events).await?;
         drop(writer);
         if let Ok(mut graphs) = self.graphs.lock() {
-            graphs.entry(id).or_insert(parsed.graph);
+            graphs.entry(id).or_insert(parsed.graph.clone());
         }
         {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            state.identities.entry(parsed.identity).or_insert(id);
+            let identity = parsed.identity(normalize).to_string();
+            state.identities.entry(identity).or_insert(id);
         }
         self.durable(position).await?;
         Ok(id)
@@ -682,7 +701,7 @@ impl Registry {
         request: &SchemaRequest,
         normalize: bool,
         mode: Mode,
-        parsed: &schema::Parsed,
+        parsed: &format::Parsed,
         existing: Option<u32>,
     ) -> Result<(Vec<Event>, u32, Option<CheckJob>), RegistryError> {
         let versions = state.subjects.get(subject);
@@ -753,7 +772,7 @@ impl Registry {
                 } else {
                     request.schema.clone().unwrap_or_default()
                 },
-                schema_type: None,
+                schema_type: parsed.format.schema_type(),
                 references,
             }));
         }
@@ -823,7 +842,7 @@ impl Registry {
     async fn run_check(
         &self,
         check: CheckJob,
-        new: Arc<Graph>,
+        new: Arc<Checkable>,
     ) -> Result<Vec<String>, RegistryError> {
         let (messages, parsed) = self.off_workers(move || check.run(&new)).await??;
         if let Ok(mut graphs) = self.graphs.lock() {
@@ -843,7 +862,7 @@ impl Registry {
         request: &SchemaRequest,
         _normalize: bool,
     ) -> Result<Vec<String>, RegistryError> {
-        self.check_request(subject, request)?;
+        let format = self.check_request(subject, request)?;
         let (only, resolved) = {
             let state = self.read();
             // As Confluent: the latest version of a subject with no live version is nothing
@@ -862,7 +881,7 @@ impl Registry {
             (only, request_resolved(&state, request)?)
         };
         // The schema must be valid even when there is nothing to compare it with.
-        let parsed = self.parse_request(request, resolved).await?;
+        let parsed = self.parse_request(format, request, resolved).await?;
         let only = match only {
             Some(None) => return Ok(Vec::new()),
             Some(one) => one,
@@ -883,10 +902,10 @@ impl Registry {
         &self,
         subject: &str,
         request: &SchemaRequest,
-        _normalize: bool,
+        normalize: bool,
         deleted: bool,
     ) -> Result<SubjectVersion, RegistryError> {
-        self.check_request(subject, request)?;
+        let format = self.check_request(subject, request)?;
         let resolved = {
             let state = self.read();
             if !state
@@ -898,7 +917,7 @@ impl Registry {
             }
             request_resolved(&state, request)?
         };
-        let parsed = self.parse_request(request, resolved).await?;
+        let parsed = self.parse_request(format, request, resolved).await?;
         let state = self.read();
         let versions = state
             .subjects
@@ -907,7 +926,7 @@ impl Registry {
             .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
         let id = state
             .identities
-            .get(&parsed.identity)
+            .get(parsed.identity(normalize))
             .copied()
             .ok_or(RegistryError::SchemaNotFound)?;
         let (version, _) = versions
@@ -1196,7 +1215,7 @@ impl Registry {
 fn resolve_references(
     state: &State,
     references: &[SchemaReference],
-) -> Result<Vec<String>, RegistryError> {
+) -> Result<Vec<Resolved>, RegistryError> {
     let mut out = Vec::new();
     let mut seen = Vec::new();
     for r in references {
@@ -1208,7 +1227,7 @@ fn resolve_references(
 fn resolve_one(
     state: &State,
     r: &SchemaReference,
-    out: &mut Vec<String>,
+    out: &mut Vec<Resolved>,
     seen: &mut Vec<(String, u32)>,
     depth: usize,
 ) -> Result<(), RegistryError> {
@@ -1241,6 +1260,9 @@ fn resolve_one(
     for nested in &content.references {
         resolve_one(state, nested, out, seen, depth + 1)?;
     }
-    out.push(content.schema.clone());
+    out.push(Resolved {
+        name: r.name.clone(),
+        schema: content.schema.clone(),
+    });
     Ok(())
 }

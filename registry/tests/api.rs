@@ -616,7 +616,7 @@ async fn root_metadata_types_and_openapi() {
     assert_eq!(api.call("GET", "/", None).await, (200, json!({})));
     assert_eq!(
         api.call("GET", "/schemas/types", None).await.1,
-        json!(["AVRO"])
+        json!(["AVRO", "JSON"])
     );
     let (_, body) = api.call("GET", "/v1/metadata/id", None).await;
     assert_eq!(body["scope"]["clusters"]["kafka-cluster"], "strand");

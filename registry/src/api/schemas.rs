@@ -64,7 +64,7 @@ pub(super) async fn subjects_of_id(
 }
 
 pub(super) async fn types() -> ApiResult {
-    Ok(json(&["AVRO"]))
+    Ok(json(&crate::format::served_types()))
 }
 
 pub(super) async fn list(State(registry): State<Shared>, params: Params) -> ApiResult {

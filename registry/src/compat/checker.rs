@@ -100,6 +100,20 @@ impl Budget {
     pub(crate) fn unlimited() -> Budget {
         Budget::new(u64::MAX, usize::MAX)
     }
+
+    /// Spends `units` comparisons, or says the budget ran out.
+    pub(crate) fn spend(&mut self, units: u64) -> Result<(), BudgetExhausted> {
+        match self.left.checked_sub(units) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => {
+                self.left = 0;
+                Err(BudgetExhausted::Comparisons(self.comparisons))
+            }
+        }
+    }
 }
 
 /// A check stopped because it needed more than its [`Budget`] allowed.

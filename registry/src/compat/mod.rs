@@ -3,9 +3,12 @@
 //! old one (the new schema is the *reader*); FORWARD means consumers still on the old schema
 //! can read data written with the new one (the new schema is the *writer*); FULL is both.
 //! The plain levels compare with the latest version only, the `_TRANSITIVE` ones with every
-//! version. The reader/writer rules themselves are in [`checker`].
+//! version. Avro's reader/writer rules are in [`checker`]; Confluent's JSON Schema rules
+//! in [`json_diff`], over the model in [`json_model`].
 
 pub(crate) mod checker;
+pub(crate) mod json_diff;
+pub(crate) mod json_model;
 pub(crate) mod model;
 #[cfg(test)]
 mod oracle;

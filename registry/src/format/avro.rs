@@ -1,8 +1,8 @@
-//! Turning a submitted schema text into what the registry needs: validation by `apache-avro`
-//! (whose message goes into the 42201 body), its normalized form (the JSON `apache-avro`
-//! writes back, independent of whitespace, key order and JSON escapes, but keeping defaults,
-//! aliases and docs, which matter to compatibility), the identity that decides whether two
-//! registrations are the same schema, and the graph the compatibility checker walks.
+//! Avro: validation by `apache-avro` (whose message goes into the 42201 body), its normalized
+//! form (the JSON `apache-avro` writes back, independent of whitespace, key order and JSON
+//! escapes, but keeping defaults, aliases and docs, which matter to compatibility), the
+//! identity that decides whether two registrations are the same schema, and the graph the
+//! compatibility checker in `compat/` walks.
 
 use std::sync::Arc;
 
@@ -11,34 +11,24 @@ use serde_json::Value;
 
 use crate::compat::Graph;
 use crate::error::RegistryError;
+use crate::format::{Checkable, Format, Parsed, Resolved};
 use crate::store::SchemaReference;
 
-/// A schema that parsed, with its referenced schemas resolved.
-#[derive(Debug)]
-pub(crate) struct Parsed {
-    /// `apache-avro`'s JSON of the schema.
-    pub normalized: String,
-    /// Normalized form plus references: equal identities get the same id.
-    pub identity: String,
-    /// The graph for compatibility checks.
-    pub graph: Arc<Graph>,
-}
-
-/// Parses `text` whose references resolve to `resolved` (schema texts of the referenced
-/// subject versions, transitively, dependencies first).
+/// Parses Avro `text` whose references resolve to `resolved`.
 pub(crate) fn parse(
     text: &str,
     references: &[SchemaReference],
-    resolved: &[String],
+    resolved: &[Resolved],
 ) -> Result<Parsed, RegistryError> {
     let invalid = |msg: String| RegistryError::InvalidSchema(msg);
+    let texts: Vec<String> = resolved.iter().map(|r| r.schema.clone()).collect();
     let (schema, _) =
-        Schema::parse_str_with_list(text, resolved).map_err(|e| invalid(e.to_string()))?;
+        Schema::parse_str_with_list(text, &texts).map_err(|e| invalid(e.to_string()))?;
     let normalized =
         serde_json::to_string(&schema).map_err(|e| invalid(format!("cannot normalize: {e}")))?;
     let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-    let mut reference_values = Vec::with_capacity(resolved.len());
-    for r in resolved {
+    let mut reference_values = Vec::with_capacity(texts.len());
+    for r in &texts {
         reference_values
             .push(serde_json::from_str::<Value>(r).map_err(|e| invalid(e.to_string()))?);
     }
@@ -50,20 +40,12 @@ pub(crate) fn parse(
         format!("{normalized}|{refs}")
     };
     Ok(Parsed {
+        format: Format::Avro,
         normalized,
+        normalized_identity: identity.clone(),
         identity,
-        graph: Arc::new(graph),
+        graph: Arc::new(Checkable::Avro(graph)),
     })
-}
-
-/// Checks the `schemaType` of a request: only Avro is served.
-pub(crate) fn check_type(schema_type: Option<&str>) -> Result<(), RegistryError> {
-    match schema_type {
-        None | Some("AVRO") => Ok(()),
-        Some(other) => Err(RegistryError::InvalidSchema(format!(
-            "schema type {other} is not supported; this registry serves AVRO"
-        ))),
-    }
 }
 
 #[cfg(test)]
@@ -122,10 +104,14 @@ mod tests {
         let parsed = parse(
             r#"{"type":"record","name":"User","fields":[{"name":"home","type":"a.Address"}]}"#,
             &refs,
-            &[address.to_string()],
+            &[Resolved {
+                name: "a.Address".into(),
+                schema: address.to_string(),
+            }],
         )
         .unwrap();
         assert!(parsed.identity.contains("address"));
+        assert!(matches!(*parsed.graph, Checkable::Avro(_)));
         assert!(
             parse(
                 r#"{"type":"record","name":"User","fields":[{"name":"home","type":"a.Address"}]}"#,
