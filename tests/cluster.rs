@@ -103,6 +103,8 @@ fn one_node_cluster_serves_through_its_proxy_and_keeps_data_across_a_kill() -> a
         "restarted on its ports"
     );
     assert_eq!(cluster.wait_for_leader(1, "kept", 0)?, 1);
+    let partition = cluster.wait_for_isr(1, "kept", 0, &[1])?;
+    assert_eq!((partition.replicas, partition.offline), (vec![1], vec![]));
     let mut client = cluster.client(1)?;
     let data = fetch(&mut client, "kept", 0, 0, 0)?;
     assert_eq!(values(&data.records)?, vec![b"before the crash".to_vec()]);

@@ -337,21 +337,21 @@ impl Cluster {
     /// listeners: open connections between them are reset and new ones refused. The
     /// test's own clients still reach every node.
     pub fn isolate(&self, id: i32) -> anyhow::Result<()> {
-        self.partition(id, |faults| faults.cut())
+        self.cut_off(id, |faults| faults.cut())
     }
 
     /// Like [`Cluster::isolate`], but the links go silent instead of failing: nothing is
     /// forwarded and nothing is refused, as when packets vanish.
     pub fn isolate_silently(&self, id: i32) -> anyhow::Result<()> {
-        self.partition(id, |faults| faults.blackhole())
+        self.cut_off(id, |faults| faults.blackhole())
     }
 
     /// Undoes [`Cluster::isolate`] or [`Cluster::isolate_silently`] of node `id`.
     pub fn heal(&self, id: i32) -> anyhow::Result<()> {
-        self.partition(id, |faults| faults.heal())
+        self.cut_off(id, |faults| faults.heal())
     }
 
-    fn partition(
+    fn cut_off(
         &self,
         id: i32,
         apply: impl Fn(&crate::proxy::PeerFaults<'_>),
@@ -530,6 +530,44 @@ impl Cluster {
         )
     }
 
+    /// What node `id`'s Metadata says of `topic`'s `partition` (None: it does not know it).
+    pub fn partition(
+        &self,
+        id: i32,
+        topic: &str,
+        partition: i32,
+    ) -> anyhow::Result<Option<PartitionInfo>> {
+        Ok(partition_info(
+            &self.metadata(id, Some(&[topic]))?,
+            topic,
+            partition,
+        ))
+    }
+
+    /// Waits until node `id`'s Metadata gives `topic`'s `partition` exactly the in-sync
+    /// replicas `expected` (in any order), and returns what it says of the partition.
+    pub fn wait_for_isr(
+        &self,
+        id: i32,
+        topic: &str,
+        partition: i32,
+        expected: &[i32],
+    ) -> anyhow::Result<PartitionInfo> {
+        let mut expected = expected.to_vec();
+        expected.sort_unstable();
+        self.wait_for(
+            &format!("node {id} gives {topic}-{partition} the ISR {expected:?}"),
+            CLUSTER_TIMEOUT,
+            |c| {
+                Ok(c.partition(id, topic, partition)?.filter(|p| {
+                    let mut isr = p.isr.clone();
+                    isr.sort_unstable();
+                    isr == expected
+                }))
+            },
+        )
+    }
+
     /// Prints the end of every node's log to stderr (the test's output).
     pub fn print_logs(&self) {
         const LINES: usize = 300;
@@ -597,15 +635,47 @@ pub fn broker_ids(metadata: &MetadataResponse) -> Vec<i32> {
 
 /// The leader a Metadata response gives `topic`'s `partition`, if it has one.
 pub fn leader_of(metadata: &MetadataResponse, topic: &str, partition: i32) -> Option<i32> {
+    partition_info(metadata, topic, partition)
+        .map(|p| p.leader)
+        .filter(|&leader| leader >= 0)
+}
+
+/// A partition as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// The leader's node id, -1 when it has none.
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// The replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+    /// The replicas on brokers that are not live.
+    pub offline: Vec<i32>,
+}
+
+/// What a Metadata response says of `topic`'s `partition`, if it knows it.
+pub fn partition_info(
+    metadata: &MetadataResponse,
+    topic: &str,
+    partition: i32,
+) -> Option<PartitionInfo> {
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect();
     metadata
         .topics
         .iter()
         .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic) && t.error_code == 0)?
         .partitions
         .iter()
-        .find(|p| p.partition_index == partition && p.error_code == 0)
-        .map(|p| p.leader_id.0)
-        .filter(|&leader| leader >= 0)
+        .find(|p| p.partition_index == partition)
+        .map(|p| PartitionInfo {
+            leader: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            replicas: ids(&p.replica_nodes),
+            isr: ids(&p.isr_nodes),
+            offline: ids(&p.offline_replicas),
+        })
 }
 
 /// A port free now on loopback (another process may take it before it is bound again).
