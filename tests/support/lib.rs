@@ -263,7 +263,8 @@ impl Strand {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(file) = &mut log_file {
                     use std::io::Write;
-                    let _ = writeln!(file, "{line}");
+                    // One write per line: the child's log appends to the same file.
+                    let _ = file.write_all(format!("{line}\n").as_bytes());
                 }
                 // The receiver goes once the listeners are read; the file keeps the rest.
                 let _ = tx.send(line);
