@@ -59,6 +59,7 @@ mod error;
 mod fd_cache;
 mod index;
 mod keyed;
+pub mod leader_epoch;
 mod log_dir;
 mod partition;
 mod producer;
