@@ -202,3 +202,70 @@ fn registration_answered_is_kept_after_a_crash() -> anyhow::Result<()> {
     assert_eq!(request(addr, "GET", "/schemas/ids/20", None)?.0, 200);
     Ok(())
 }
+
+/// Calls `path` until it answers `want`, for at most ten seconds.
+fn eventually(addr: SocketAddr, path: &str, want: (u16, Value)) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = request(addr, "GET", path, None)?;
+        if got == want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{path}: still {got:?}, want {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn records_produced_into_schemas_by_a_kafka_client_are_served_at_once() -> anyhow::Result<()> {
+    use strand_tests::kafka::{KafkaClient, batch, produce};
+    let dir = tempfile::tempdir()?;
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("registry")?;
+    assert_eq!(
+        register(addr, "mine", &user(Value::Null))?,
+        (200, json!({"id": 1}))
+    );
+    // A restore tool (or another Confluent registry) writes Confluent's records into
+    // `_schemas` with a plain Kafka producer.
+    let theirs = user(json!({"name": "n", "type": "int", "default": 0}));
+    let key = json!({"keytype": "SCHEMA", "subject": "restored-value", "version": 1, "magic": 1})
+        .to_string();
+    let value = json!({"subject": "restored-value", "version": 1, "id": 100,
+                       "schema": theirs.to_string(), "deleted": false})
+    .to_string();
+    let mut kafka = KafkaClient::connect(strand.addr("kafka")?)?;
+    let records = batch(
+        &[(Some(key.as_bytes()), Some(value.as_bytes()), &[])],
+        kafka_protocol::records::Compression::None,
+        strand_tests::kafka::now_ms(),
+    );
+    let answer = produce(&mut kafka, "_schemas", 0, records)?;
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    eventually(addr, "/subjects/restored-value/versions", (200, json!([1])))?;
+    let (status, body) = request(addr, "GET", "/schemas/ids/100", None)?;
+    assert_eq!(status, 200);
+    assert_eq!(body["schema"], theirs.to_string());
+    let (_, body) = request(
+        addr,
+        "GET",
+        "/subjects/restored-value/versions/latest",
+        None,
+    )?;
+    assert_eq!(body["id"], 100);
+    // The next registration here gets an id past the restored one.
+    let more = user(json!({"name": "m", "type": "long", "default": 0}));
+    assert_eq!(register(addr, "more", &more)?, (200, json!({"id": 101})));
+    // And a restart replays both writers' records alike.
+    assert!(strand.terminate()?.success());
+    let strand = Strand::start(dir.path(), &[])?;
+    let addr = strand.addr("registry")?;
+    let (_, subjects) = request(addr, "GET", "/subjects", None)?;
+    assert_eq!(subjects, json!(["mine", "more", "restored-value"]));
+    assert_eq!(request(addr, "GET", "/schemas/ids/100", None)?.0, 200);
+    assert!(strand.terminate()?.success());
+    Ok(())
+}

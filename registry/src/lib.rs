@@ -30,7 +30,7 @@ pub use compat::Level;
 pub use error::RegistryError;
 pub use mode::Mode;
 pub use registry::{LookupFilter, Options, Registry, SchemaRequest, SubjectVersion, VersionSpec};
-pub use store::{LogRecord, MemoryLog, SchemaLog, SchemaReference, StoreError};
+pub use store::{LogRead, LogRecord, MemoryLog, SchemaLog, SchemaReference, StoreError};
 
 /// Checks a reader schema against a writer schema with Avro's resolution rules; returns each
 /// incompatibility as `(type, location, message)`, empty when the reader can read the

@@ -1,8 +1,12 @@
 //! [`Registry`]: the operations of the schema registry over its store. Reads take a short
 //! read lock on the replayed [`State`]; the hot `/schemas/ids/{id}` lookup does not even do
-//! that, it reads the response body precomputed per id from a `DashMap`. Every change runs
-//! under one writer lock: decide the events from the current state, append them durably to
-//! the [`SchemaLog`], then apply them — the same `apply` a restart replays. Compatibility
+//! that, it reads the response body precomputed per id from a `DashMap`. The state is what
+//! the [`SchemaLog`] says, applied record by record in log order by one path, whoever wrote
+//! the record: at open (the replay), by the follower task [`Registry::follow`] starts (records
+//! other registries or tools append, as they arrive), and by a writer waiting for its own
+//! records. Every change runs under one writer lock: catch up with the log, decide the events
+//! from the state, append them, and answer once they are applied (read-your-writes) and
+//! durable. Compatibility
 //! checks and parses of large schemas are CPU work whose cost a client chooses: they run on
 //! the blocking pool, a bounded number at once, each within a budget of comparisons and of
 //! memory ([`Options`]), never on the async workers that also serve Kafka.
@@ -10,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -173,10 +178,24 @@ pub struct Registry {
     writer: tokio::sync::Mutex<()>,
     /// Permits for work on the blocking pool (checks, large parses).
     checks: Arc<tokio::sync::Semaphore>,
-    /// Log position of the last append, for answers that must wait until it is durable.
+    /// Log position after the last append, for answers that must wait until it is durable.
     appended: AtomicI64,
+    /// The log position applied up to. Held while applying, so that the follower and a
+    /// writer catching up apply each record once, in order.
+    tail: Mutex<i64>,
+    /// Identities of the ids this registry is registering, computed by the registration,
+    /// so that applying its records does not parse the schema again.
+    pending: Mutex<HashMap<u32, String>>,
     options: Options,
 }
+
+/// How long a write waits for its records to become readable (on a replicated `_schemas`,
+/// for the high watermark to pass them) before answering 50002.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the follower waits before retrying after a failed read of the log, when no
+/// append wakes it sooner.
+const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 
 /// Schemas up to this size are parsed on the calling task (a few hundred microseconds at
 /// most); larger ones on the blocking pool.
@@ -281,35 +300,70 @@ fn id_body(content: &SchemaContent) -> Bytes {
 }
 
 impl Registry {
-    /// Opens a registry over `log`, replaying it (blocking).
+    /// Opens a registry over `log`, replaying it (blocking). Call [`Registry::follow`] to
+    /// keep applying what others append.
     pub fn open(log: Arc<dyn SchemaLog>, options: Options) -> Result<Registry, RegistryError> {
-        let mut state = State::default();
-        let records = log.replay()?;
-        let mut skipped = 0usize;
-        for record in &records {
-            match Event::decode(record) {
-                Ok(event) => state.apply(&event),
-                Err(e) => {
-                    skipped += 1;
-                    tracing::warn!(%e, "skipping a schema log record");
-                }
-            }
-        }
         let registry = Registry {
             log,
-            state: RwLock::new(state),
+            state: RwLock::new(State::default()),
             by_id: DashMap::new(),
             graphs: Mutex::new(HashMap::new()),
             writer: tokio::sync::Mutex::new(()),
             checks: Arc::new(tokio::sync::Semaphore::new(
                 options.max_concurrent_checks.max(1),
             )),
-            appended: AtomicI64::new(-1),
+            appended: AtomicI64::new(0),
+            tail: Mutex::new(0),
+            pending: Mutex::new(HashMap::new()),
             options,
         };
-        registry.rebuild_indexes();
-        tracing::info!(records = records.len(), skipped, "schema store replayed");
+        let position = registry.catch_up()?;
+        let state = registry.read();
+        tracing::info!(
+            position,
+            subjects = state.subjects.len(),
+            ids = state.schemas.len(),
+            "schema store replayed"
+        );
+        drop(state);
         Ok(registry)
+    }
+
+    /// Follows the log from here on, in a task: whatever anyone appends (another registry
+    /// sharing a replicated `_schemas`, a restore tool, a plain Kafka producer) is applied
+    /// as it arrives, in log order. The task ends when the registry is dropped.
+    pub fn follow(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let registry = Arc::downgrade(self);
+        let mut changes = self.log.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let Some(strong) = registry.upgrade() else {
+                    return;
+                };
+                let caught_up = tokio::task::spawn_blocking(move || strong.catch_up()).await;
+                let wait = match caught_up {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "following the schema log");
+                        Some(FOLLOW_RETRY)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "schema log follower stopped");
+                        return;
+                    }
+                };
+                let changed = match wait {
+                    None => changes.changed().await,
+                    Some(wait) => match tokio::time::timeout(wait, changes.changed()).await {
+                        Ok(changed) => changed,
+                        Err(_) => Ok(()),
+                    },
+                };
+                if changed.is_err() {
+                    return;
+                }
+            }
+        })
     }
 
     /// The options the registry was opened with.
@@ -323,27 +377,92 @@ impl Registry {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn rebuild_indexes(&self) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let mut ids: Vec<u32> = state.schemas.keys().copied().collect();
-        ids.sort_unstable();
-        let mut identities = HashMap::new();
-        for id in ids {
-            let Some(content) = state.schemas.get(&id).cloned() else {
-                continue;
-            };
-            // Graphs are cached lazily, when a compatibility check first needs one.
-            match self.parse_content(&state, &content) {
-                Ok((identity, _)) => {
-                    identities.insert(identity, id);
-                }
-                Err(e) => tracing::warn!(id, %e, "stored schema no longer parses"),
+    /// Applies whatever the log holds past what was applied (blocking: it reads the log);
+    /// returns the position reached.
+    fn catch_up(&self) -> Result<i64, RegistryError> {
+        let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let read = self.log.read_from(*tail)?;
+            if !read.records.is_empty() {
+                self.apply_records(&read.records);
             }
-            if state.id_in_use(id) {
-                self.by_id.insert(id, id_body(&content));
+            if read.next <= *tail {
+                return Ok(*tail);
+            }
+            *tail = read.next;
+        }
+    }
+
+    /// Applies records in order to the state and to the indexes beside it (the body per id,
+    /// the identity of each schema). A record that does not decode is skipped with a
+    /// warning, as is one that gives a known id another schema.
+    fn apply_records(&self, records: &[LogRecord]) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        for record in records {
+            let events = match Event::decode(record) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(%e, "skipping a schema log record");
+                    continue;
+                }
+            };
+            for event in &events {
+                let (removed_id, new_id) = match event {
+                    Event::VersionGone { subject, version } => (
+                        state
+                            .subjects
+                            .get(subject)
+                            .and_then(|vs| vs.get(version))
+                            .map(|v| v.id),
+                        None,
+                    ),
+                    Event::SchemaId(content) if !state.schemas.contains_key(&content.id) => {
+                        (None, Some(content.id))
+                    }
+                    _ => (None, None),
+                };
+                if !state.apply(event) {
+                    break;
+                }
+                match event {
+                    Event::SchemaId(content) if new_id.is_some() => {
+                        let known = self
+                            .pending
+                            .lock()
+                            .ok()
+                            .and_then(|mut p| p.remove(&content.id));
+                        let identity = match known {
+                            Some(identity) => Some(identity),
+                            // Graphs are cached lazily, when a compatibility check first
+                            // needs one.
+                            None => match self.parse_content(&state, content) {
+                                Ok((identity, _)) => Some(identity),
+                                Err(e) => {
+                                    tracing::warn!(id = content.id, %e, "stored schema does not parse");
+                                    None
+                                }
+                            },
+                        };
+                        if let Some(identity) = identity {
+                            state.identities.entry(identity).or_insert(content.id);
+                        }
+                    }
+                    Event::Version(v) => {
+                        if !self.by_id.contains_key(&v.id)
+                            && let Some(content) = state.schemas.get(&v.id)
+                        {
+                            self.by_id.insert(v.id, id_body(content));
+                        }
+                    }
+                    Event::VersionGone { .. } => {
+                        if let Some(id) = removed_id.filter(|id| !state.id_in_use(*id)) {
+                            self.by_id.remove(&id);
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
-        state.identities = identities;
     }
 
     fn parse_content(
@@ -366,49 +485,56 @@ impl Registry {
         self.graphs.lock().ok().and_then(|g| g.get(&id).cloned())
     }
 
-    /// Appends events, then applies them; returns the log position to make durable (with
-    /// [`Registry::durable`], after releasing the writer lock, before answering). The
-    /// caller holds the writer lock.
+    /// Takes the writer lock and catches up with the log, so that a change is decided on
+    /// everything appended before it (ids others assigned are not given again).
+    async fn write_lock(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, RegistryError> {
+        let writer = self.writer.lock().await;
+        self.catch_up()?;
+        Ok(writer)
+    }
+
+    /// Appends events and returns once they are applied, with the log position to make
+    /// durable (with [`Registry::durable`], after releasing the writer lock, before
+    /// answering). The caller holds the writer lock.
     async fn commit(&self, events: Vec<Event>) -> Result<i64, RegistryError> {
+        if events.is_empty() {
+            return Ok(self.appended.load(Ordering::Acquire));
+        }
         let records: Vec<LogRecord> = events.iter().map(Event::encode).collect();
         let log = self.log.clone();
         let position = tokio::task::spawn_blocking(move || log.append(&records))
             .await
             .map_err(|e| RegistryError::Store(crate::store::StoreError(e.to_string())))??;
         self.appended.fetch_max(position, Ordering::AcqRel);
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        for event in &events {
-            let removed_id = match event {
-                Event::VersionGone { subject, version } => state
-                    .subjects
-                    .get(subject)
-                    .and_then(|vs| vs.get(version))
-                    .map(|v| v.id),
-                _ => None,
-            };
-            state.apply(event);
-            match event {
-                Event::Version(v) => {
-                    if !self.by_id.contains_key(&v.id)
-                        && let Some(content) = state.schemas.get(&v.id)
-                    {
-                        self.by_id.insert(v.id, id_body(content));
-                    }
+        self.applied_through(position).await?;
+        Ok(position)
+    }
+
+    /// Returns once the state has applied the log up to `position`: at once where what was
+    /// appended can be read at once (one node), else when the log's readable end (the high
+    /// watermark of a replicated `_schemas`) passes it.
+    async fn applied_through(&self, position: i64) -> Result<(), RegistryError> {
+        let mut changes = self.log.subscribe();
+        let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
+        loop {
+            if self.catch_up()? >= position {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(RegistryError::Store(crate::store::StoreError(
+                        "the schema log closed".into(),
+                    )));
                 }
-                Event::VersionGone { .. } => {
-                    if let Some(id) = removed_id.filter(|id| !state.id_in_use(*id)) {
-                        self.by_id.remove(&id);
-                    }
-                }
-                _ => {}
+                Err(_) => return Err(RegistryError::Timeout),
             }
         }
-        Ok(position)
     }
 
     /// Returns once the log is durable up to `position`.
     async fn durable(&self, position: i64) -> Result<(), RegistryError> {
-        if position < 0 {
+        if position <= 0 {
             return Ok(());
         }
         let log = self.log.clone();
@@ -633,13 +759,14 @@ impl Registry {
         normalize: bool,
     ) -> Result<u32, RegistryError> {
         let format = self.check_request(subject, request)?;
-        let writer = self.writer.lock().await;
+        let writer = self.write_lock().await?;
         let resolved = {
             let state = self.read();
             Self::check_writable(&state, subject)?;
             request_resolved(&state, request)?
         };
-        // The state cannot change meanwhile: every change holds the writer lock.
+        // Only the follower changes the state meanwhile, applying what others appended (the
+        // one writer of a `_schemas` is its leader's registry); what follows reads it again.
         let parsed = self.parse_request(format, request, resolved).await?;
         let decided = {
             let state = self.read();
@@ -677,15 +804,17 @@ impl Registry {
                 });
             }
         }
-        let position = self.commit(events).await?;
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(id, parsed.identity(normalize).to_string());
+        }
+        let committed = self.commit(events).await;
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&id);
+        }
+        let position = committed?;
         drop(writer);
         if let Ok(mut graphs) = self.graphs.lock() {
             graphs.entry(id).or_insert(parsed.graph.clone());
-        }
-        {
-            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            let identity = parsed.identity(normalize).to_string();
-            state.identities.entry(identity).or_insert(id);
         }
         self.durable(position).await?;
         Ok(id)
@@ -961,7 +1090,7 @@ impl Registry {
         subject: &str,
         permanent: bool,
     ) -> Result<Vec<u32>, RegistryError> {
-        let writer = self.writer.lock().await;
+        let writer = self.write_lock().await?;
         let (events, deleted) = {
             let state = self.read();
             Self::check_writable(&state, subject)?;
@@ -1020,7 +1149,7 @@ impl Registry {
         spec: VersionSpec,
         permanent: bool,
     ) -> Result<u32, RegistryError> {
-        let writer = self.writer.lock().await;
+        let writer = self.write_lock().await?;
         let (event, version) = {
             let state = self.read();
             Self::check_writable(&state, subject)?;
@@ -1097,7 +1226,7 @@ impl Registry {
         let level: Level = level
             .parse()
             .map_err(|_| RegistryError::InvalidCompatibilityLevel)?;
-        let writer = self.writer.lock().await;
+        let writer = self.write_lock().await?;
         let position = self
             .commit(vec![Event::Config {
                 subject: subject.map(str::to_string),
@@ -1111,7 +1240,7 @@ impl Registry {
 
     /// Removes a subject's (or the global) level; returns the level it had.
     pub async fn delete_config(&self, subject: Option<&str>) -> Result<Level, RegistryError> {
-        let writer = self.writer.lock().await;
+        let writer = self.write_lock().await?;
         let previous = {
             let state = self.read();
             match subject {
@@ -1162,7 +1291,7 @@ impl Registry {
             check_subject(s)?;
         }
         let mode: Mode = mode.parse().map_err(|_| RegistryError::InvalidMode)?;
-        let writer = self.writer.lock().await;
+        let writer = self.write_lock().await?;
         if mode == Mode::Import && !force {
             let state = self.read();
             let existing = match subject {
@@ -1188,7 +1317,7 @@ impl Registry {
 
     /// Removes a subject's (or the global) mode; returns the mode it had.
     pub async fn delete_mode(&self, subject: Option<&str>) -> Result<Mode, RegistryError> {
-        let writer = self.writer.lock().await;
+        let writer = self.write_lock().await?;
         let previous = {
             let state = self.read();
             match subject {

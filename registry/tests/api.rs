@@ -1087,3 +1087,109 @@ async fn accept_is_negotiated_as_confluent_does() {
         json!({"error_code": 406, "message": "HTTP 406 Not Acceptable"})
     );
 }
+
+/// A record as Confluent's registry writes it to `_schemas`.
+fn confluent_record(key: Value, value: Option<Value>) -> strand_registry::LogRecord {
+    strand_registry::LogRecord {
+        key: key.to_string().into_bytes(),
+        value: value.map(|v| v.to_string().into_bytes()),
+    }
+}
+
+/// Calls `uri` until it answers `want`, for at most ten seconds.
+async fn eventually(api: &Api, uri: &str, want: (u16, Value)) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = api.call("GET", uri, None).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{uri}: still {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_another_registry_appends_are_served_while_running() {
+    let log = Arc::new(MemoryLog::new());
+    let registry = Arc::new(Registry::open(log.clone(), Options::default()).unwrap());
+    let _follower = registry.follow();
+    let api = Api {
+        app: router(registry),
+    };
+    assert_eq!(api.register("mine", &v1()).await.1, json!({"id": 1}));
+    // Another registry (Confluent's record format) registers id 7 under "theirs", twice,
+    // then soft-deletes the subject up to version 1 and sets its level.
+    let schema = user(json!([{"name": "id", "type": "long"}, {"name": "n", "type": "int"}]));
+    log.append(&[
+        confluent_record(
+            json!({"keytype": "SCHEMA", "subject": "theirs", "version": 1, "magic": 1}),
+            Some(json!({"subject": "theirs", "version": 1, "id": 7,
+                        "schema": schema.to_string(), "deleted": false})),
+        ),
+        confluent_record(json!({"keytype": "NOOP", "magic": 0}), None),
+        confluent_record(
+            json!({"keytype": "CONFIG", "subject": "theirs", "magic": 0}),
+            Some(json!({"compatibilityLevel": "NONE"})),
+        ),
+    ])
+    .unwrap();
+    eventually(&api, "/subjects/theirs/versions", (200, json!([1]))).await;
+    let (status, body) = api.call("GET", "/schemas/ids/7", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["schema"], schema.to_string());
+    assert_eq!(
+        api.call("GET", "/config/theirs", None).await.1,
+        json!({"compatibilityLevel": "NONE"})
+    );
+    // The same schema registered here is the id the other registry gave it...
+    assert_eq!(api.register("also", &schema).await.1, json!({"id": 7}));
+    // ...and a new one gets an id past every id seen, never one already given.
+    assert_eq!(api.register("new", &breaking()).await.1, json!({"id": 8}));
+    log.append(&[confluent_record(
+        json!({"keytype": "DELETE_SUBJECT", "subject": "theirs", "magic": 0}),
+        Some(json!({"subject": "theirs", "version": 1})),
+    )])
+    .unwrap();
+    eventually(
+        &api,
+        "/subjects/theirs/versions",
+        (
+            404,
+            json!({"error_code": 40401, "message": "Subject 'theirs' not found."}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        api.call("GET", "/subjects?deleted=true", None).await.1,
+        json!(["also", "mine", "new", "theirs"])
+    );
+}
+
+#[tokio::test]
+async fn a_record_giving_a_known_id_another_schema_is_skipped() {
+    let log = Arc::new(MemoryLog::new());
+    let registry = Arc::new(Registry::open(log.clone(), Options::default()).unwrap());
+    let api = Api {
+        app: router(registry),
+    };
+    assert_eq!(api.register("mine", &v1()).await.1, json!({"id": 1}));
+    log.append(&[confluent_record(
+        json!({"keytype": "SCHEMA", "subject": "theirs", "version": 1, "magic": 1}),
+        Some(json!({"subject": "theirs", "version": 1, "id": 1,
+                    "schema": breaking().to_string(), "deleted": false})),
+    )])
+    .unwrap();
+    // A write catches up with the log before it decides, so the record is applied (and
+    // refused) by the time this registration answers.
+    assert_eq!(api.register("other", &v2()).await.1, json!({"id": 2}));
+    assert_eq!(
+        api.call("GET", "/subjects", None).await.1,
+        json!(["mine", "other"])
+    );
+    let (_, body) = api.call("GET", "/schemas/ids/1", None).await;
+    assert_eq!(body["schema"], v1().to_string());
+}

@@ -1,14 +1,16 @@
 //! The schema registry's store over the broker's compacted `_schemas` topic: each registry
 //! event is a Kafka record (key and value JSON, as in Confluent's `_schemas`) in a RecordBatch
 //! v2 appended to partition 0, so the registry's state is readable with any Kafka consumer
-//! and survives restarts; replay reads the partition from its log start offset.
+//! and survives restarts. The registry reads the partition from its log start offset and
+//! then follows it, woken by the high watermark's notifications: it reads only below the
+//! high watermark, so nothing it applies can be truncated away by a leader change.
 
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
 use strand_broker::PartitionLog;
-use strand_registry::{LogRecord, SchemaLog, StoreError};
+use strand_registry::{LogRead, LogRecord, SchemaLog, StoreError};
 
 /// How much one replay read asks for.
 const REPLAY_READ_BYTES: usize = 1024 * 1024;
@@ -51,57 +53,70 @@ fn end_of_batches(bytes: &[u8]) -> Option<i64> {
 impl SchemaLog for SchemasLog {
     fn append(&self, records: &[LogRecord]) -> Result<i64, StoreError> {
         if records.is_empty() {
-            return Ok(-1);
+            return Ok(self.0.log_end_offset());
         }
         let mut batch = encode(records)?;
         let info = self
             .0
             .append(&mut batch)
             .map_err(|e| store_error("append", e))?;
-        Ok(info.last_offset)
+        Ok(info.last_offset + 1)
     }
 
     fn flush(&self, position: i64) -> Result<(), StoreError> {
+        if position <= 0 {
+            return Ok(());
+        }
         self.0
-            .flush_to(position)
+            .flush_to(position - 1)
             .map_err(|e| store_error("flush", e))
     }
 
-    fn replay(&self) -> Result<Vec<LogRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut next = self.0.log_start_offset();
-        loop {
-            let end = self.0.log_end_offset();
-            if next >= end {
-                break;
-            }
-            let read = self
-                .0
-                .read(next, REPLAY_READ_BYTES, true)
-                .map_err(|e| store_error("read", e))?;
-            if read.records.is_empty() {
-                break;
-            }
-            let past = end_of_batches(&read.records).unwrap_or(next + 1);
-            let mut buf = read.records.clone();
-            while buf.has_remaining() {
-                let set = RecordBatchDecoder::decode(&mut buf)
-                    .map_err(|e| store_error(&format!("decoding at offset {next}"), e))?;
-                for record in set.records {
-                    if record.offset < next || record.control {
-                        continue;
-                    }
-                    if let Some(key) = record.key {
-                        out.push(LogRecord {
-                            key: key.to_vec(),
-                            value: record.value.map(|v| v.to_vec()),
-                        });
-                    }
+    fn read_from(&self, position: i64) -> Result<LogRead, StoreError> {
+        let start = self.0.log_start_offset();
+        let end = self.0.high_watermark();
+        let next = position.max(start);
+        if next >= end {
+            return Ok(LogRead {
+                records: Vec::new(),
+                next,
+            });
+        }
+        let read = self
+            .0
+            .read(next, REPLAY_READ_BYTES, true)
+            .map_err(|e| store_error("read", e))?;
+        // Nothing at or after `next` below the end: compaction removed it.
+        let past = end_of_batches(&read.records).unwrap_or(end).min(end);
+        let mut records = Vec::new();
+        let mut buf = read.records.clone();
+        while buf.has_remaining() {
+            let set = RecordBatchDecoder::decode(&mut buf)
+                .map_err(|e| store_error(&format!("decoding at offset {next}"), e))?;
+            for record in set.records {
+                if record.offset < next || record.offset >= end || record.control {
+                    continue;
+                }
+                if let Some(key) = record.key {
+                    records.push(LogRecord {
+                        key: key.to_vec(),
+                        value: record.value.map(|v| v.to_vec()),
+                    });
                 }
             }
-            next = past.max(next + 1);
         }
-        Ok(out)
+        Ok(LogRead {
+            records,
+            next: past.max(next + 1),
+        })
+    }
+
+    fn end(&self) -> i64 {
+        self.0.high_watermark()
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.0.subscribe()
     }
 }
 
@@ -139,6 +154,17 @@ mod tests {
         let log = SchemasLog(Arc::new(
             PartitionLog::open(&path, LogConfig::default()).unwrap(),
         ));
-        assert_eq!(log.replay().unwrap(), written);
+        let mut read = Vec::new();
+        let mut position = 0;
+        loop {
+            let got = log.read_from(position).unwrap();
+            read.extend(got.records);
+            if got.next <= position {
+                break;
+            }
+            position = got.next;
+        }
+        assert_eq!(read, written);
+        assert_eq!(position, log.end());
     }
 }

@@ -193,7 +193,8 @@ async fn answer(broker: Arc<Broker>, fine: &'static str) -> (StatusCode, String)
     }
 }
 
-/// Serves the schema registry, its state replayed from (and kept in) `_schemas`.
+/// Serves the schema registry, its state replayed from (and kept in) `_schemas`, which it
+/// follows while it runs.
 async fn serve_registry(
     listener: TcpListener,
     schemas: Arc<strand_broker::PartitionLog>,
@@ -211,7 +212,11 @@ async fn serve_registry(
             .context("opening the schema registry")?
             .inspect_err(|e| tracing::error!(error = %e, "schema registry not served"))
             .context("replaying _schemas")?;
-    let app = strand_registry::router(Arc::new(registry));
+    let registry = Arc::new(registry);
+    // Records others append to `_schemas` (another node's registry, a restore tool) are
+    // served as they arrive, not only after a restart.
+    let _follower = registry.follow();
+    let app = strand_registry::router(registry);
     // Small JSON answers on keep-alive connections: without TCP_NODELAY, Nagle's algorithm
     // and delayed ACKs add tens of milliseconds to some of them.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

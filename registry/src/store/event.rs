@@ -3,6 +3,11 @@
 //! config, a mode, a schema id) and the value is its latest state as JSON, or absent (a
 //! tombstone) once it is gone. Because a later record with the same key replaces an earlier
 //! one, the log may be compacted by key without changing what a replay produces.
+//!
+//! Records written by Confluent Schema Registry (or a backup/restore tool in its format)
+//! decode too: their `SCHEMA` values carry the schema text with the version, and become a
+//! schema id and a version here; `DELETE_SUBJECT` soft-deletes versions up to one; `NOOP`,
+//! `CLEAR_SUBJECT` and `CONTEXT` records change nothing this registry keeps.
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +57,9 @@ pub(crate) enum Event {
     Version(VersionValue),
     /// A subject version was permanently deleted.
     VersionGone { subject: String, version: u32 },
+    /// Every version of a subject up to `version` was soft-deleted (Confluent's
+    /// `DELETE_SUBJECT` record; strand writes one `Version` record per version instead).
+    SubjectDeleted { subject: String, version: u32 },
     /// The compatibility level of a subject (`None` = global) was set or removed.
     Config {
         subject: Option<String>,
@@ -79,6 +87,37 @@ enum Key {
     Config { subject: Option<String>, magic: u8 },
     #[serde(rename = "MODE")]
     Mode { subject: Option<String>, magic: u8 },
+    #[serde(rename = "DELETE_SUBJECT")]
+    DeleteSubject { subject: String, magic: u8 },
+    /// Keys of records that change nothing kept here: Confluent's leader-election marker,
+    /// the note of a permanently deleted subject (its versions' tombstones do the work) and
+    /// the note of a context.
+    #[serde(rename = "NOOP", alias = "CLEAR_SUBJECT", alias = "CONTEXT")]
+    Ignored,
+}
+
+/// The value of a `SCHEMA` record as either registry writes it: strand's carries the id of
+/// a schema its own `SCHEMA_ID` record holds, Confluent's the schema itself.
+#[derive(Deserialize)]
+struct SchemaValue {
+    subject: String,
+    version: u32,
+    id: u32,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(rename = "schemaType", default)]
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Option<Vec<SchemaReference>>,
+}
+
+/// The value of Confluent's `DELETE_SUBJECT` record.
+#[derive(Deserialize)]
+struct DeleteSubjectValue {
+    subject: String,
+    version: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +168,15 @@ impl Event {
                 },
                 None,
             ),
+            Event::SubjectDeleted { subject, version } => (
+                Key::DeleteSubject {
+                    subject: subject.clone(),
+                    magic: 0,
+                },
+                Some(json(
+                    &serde_json::json!({"subject": subject, "version": version}),
+                )),
+            ),
             Event::Config { subject, level } => (
                 Key::Config {
                     subject: subject.clone(),
@@ -154,8 +202,9 @@ impl Event {
         }
     }
 
-    /// Decodes a record written by [`Event::encode`].
-    pub(crate) fn decode(record: &LogRecord) -> Result<Event, DecodeError> {
+    /// Decodes a record written by [`Event::encode`] or by Confluent's registry into the
+    /// events it stands for (none for records that change nothing kept here).
+    pub(crate) fn decode(record: &LogRecord) -> Result<Vec<Event>, DecodeError> {
         let bad = |e: serde_json::Error| DecodeError(e.to_string());
         let key: Key = serde_json::from_slice(&record.key).map_err(bad)?;
         let value = record.value.as_deref();
@@ -164,15 +213,48 @@ impl Event {
                 let Some(value) = value else {
                     return Err(DecodeError(format!("schema id {id} without a value")));
                 };
-                Event::SchemaId(serde_json::from_slice(value).map_err(bad)?)
+                vec![Event::SchemaId(serde_json::from_slice(value).map_err(bad)?)]
             }
             Key::Schema {
                 subject, version, ..
             } => match value {
-                Some(value) => Event::Version(serde_json::from_slice(value).map_err(bad)?),
-                None => Event::VersionGone { subject, version },
+                Some(value) => {
+                    let v: SchemaValue = serde_json::from_slice(value).map_err(bad)?;
+                    let mut events = Vec::with_capacity(2);
+                    if let Some(schema) = v.schema {
+                        events.push(Event::SchemaId(SchemaContent {
+                            id: v.id,
+                            schema,
+                            // Confluent names Avro explicitly at times; strand leaves it out,
+                            // as Confluent's answers do.
+                            schema_type: v.schema_type.filter(|t| t != "AVRO"),
+                            references: v.references.unwrap_or_default(),
+                        }));
+                    }
+                    events.push(Event::Version(VersionValue {
+                        subject: v.subject,
+                        version: v.version,
+                        id: v.id,
+                        deleted: v.deleted,
+                    }));
+                    events
+                }
+                None => vec![Event::VersionGone { subject, version }],
             },
-            Key::Config { subject, .. } => Event::Config {
+            Key::DeleteSubject { subject, .. } => match value {
+                Some(value) => {
+                    let v: DeleteSubjectValue = serde_json::from_slice(value).map_err(bad)?;
+                    vec![Event::SubjectDeleted {
+                        subject: v.subject,
+                        version: v.version,
+                    }]
+                }
+                None => {
+                    tracing::debug!(%subject, "tombstone of a DELETE_SUBJECT record");
+                    Vec::new()
+                }
+            },
+            Key::Config { subject, .. } => vec![Event::Config {
                 subject,
                 level: match value {
                     Some(v) => Some(
@@ -182,14 +264,15 @@ impl Event {
                     ),
                     None => None,
                 },
-            },
-            Key::Mode { subject, .. } => Event::Mode {
+            }],
+            Key::Mode { subject, .. } => vec![Event::Mode {
                 subject,
                 mode: match value {
                     Some(v) => Some(serde_json::from_slice::<ModeValue>(v).map_err(bad)?.mode),
                     None => None,
                 },
-            },
+            }],
+            Key::Ignored => Vec::new(),
         })
     }
 }
@@ -221,6 +304,10 @@ mod tests {
                 subject: "s".into(),
                 version: 3,
             },
+            Event::SubjectDeleted {
+                subject: "s".into(),
+                version: 4,
+            },
             Event::Config {
                 subject: None,
                 level: Some("FULL".into()),
@@ -235,7 +322,7 @@ mod tests {
             },
         ];
         for event in events {
-            assert_eq!(Event::decode(&event.encode()).unwrap(), event);
+            assert_eq!(Event::decode(&event.encode()).unwrap(), vec![event]);
         }
     }
 
@@ -253,5 +340,63 @@ mod tests {
         };
         assert_eq!(live.encode().key, gone.encode().key);
         assert!(gone.encode().value.is_none());
+    }
+
+    fn record(key: &str, value: Option<&str>) -> LogRecord {
+        LogRecord {
+            key: key.as_bytes().to_vec(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn confluent_schema_record_is_a_schema_id_and_a_version() {
+        let events = Event::decode(&record(
+            r#"{"keytype":"SCHEMA","subject":"orders-value","version":2,"magic":1}"#,
+            Some(
+                r#"{"subject":"orders-value","version":2,"id":41,"schema":"\"string\"","deleted":false,"schemaType":"AVRO"}"#,
+            ),
+        ))
+        .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::SchemaId(SchemaContent {
+                    id: 41,
+                    schema: "\"string\"".into(),
+                    schema_type: None,
+                    references: vec![],
+                }),
+                Event::Version(VersionValue {
+                    subject: "orders-value".into(),
+                    version: 2,
+                    id: 41,
+                    deleted: false,
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn confluent_bookkeeping_records_change_nothing_and_delete_subject_soft_deletes() {
+        for key in [
+            r#"{"keytype":"NOOP","magic":0}"#,
+            r#"{"keytype":"CLEAR_SUBJECT","subject":"s","magic":0}"#,
+            r#"{"keytype":"CONTEXT","tenant":"default","context":".ctx","magic":0}"#,
+        ] {
+            assert_eq!(Event::decode(&record(key, Some("{}"))).unwrap(), vec![]);
+        }
+        assert_eq!(
+            Event::decode(&record(
+                r#"{"keytype":"DELETE_SUBJECT","subject":"s","magic":0}"#,
+                Some(r#"{"subject":"s","version":3}"#),
+            ))
+            .unwrap(),
+            vec![Event::SubjectDeleted {
+                subject: "s".into(),
+                version: 3
+            }]
+        );
+        assert!(Event::decode(&record(r#"{"keytype":"WHAT"}"#, Some("{}"))).is_err());
     }
 }

@@ -40,15 +40,32 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Applies one event. Values that do not parse (written by a newer version, say) are
-    /// skipped with a warning rather than failing the whole replay.
-    pub(crate) fn apply(&mut self, event: &Event) {
+    /// Applies one event; false when it is refused (a known schema id given another
+    /// schema), and with it the rest of its record. Values that do not parse (written by a
+    /// newer version, say) are skipped with a warning rather than failing the whole replay.
+    pub(crate) fn apply(&mut self, event: &Event) -> bool {
         match event {
             Event::SchemaId(content) => {
                 self.max_id = self.max_id.max(content.id);
-                self.schemas.insert(content.id, Arc::new(content.clone()));
+                match self.schemas.get(&content.id) {
+                    // Records are applied once each, but the same schema may come again
+                    // (Confluent repeats it with every version using it).
+                    Some(known) if known.schema == content.schema => {}
+                    // As Confluent: an id already standing for another schema keeps it.
+                    Some(_) => {
+                        tracing::warn!(
+                            id = content.id,
+                            "skipping a record that gives a known schema id another schema"
+                        );
+                        return false;
+                    }
+                    None => {
+                        self.schemas.insert(content.id, Arc::new(content.clone()));
+                    }
+                }
             }
             Event::Version(v) => {
+                self.max_id = self.max_id.max(v.id);
                 let previous = self.subjects.entry(v.subject.clone()).or_default().insert(
                     v.version,
                     VersionState {
@@ -64,9 +81,16 @@ impl State {
                     .or_default()
                     .insert((v.subject.clone(), v.version));
             }
+            Event::SubjectDeleted { subject, version } => {
+                if let Some(versions) = self.subjects.get_mut(subject) {
+                    for (_, v) in versions.range_mut(..=*version) {
+                        v.deleted = true;
+                    }
+                }
+            }
             Event::VersionGone { subject, version } => {
                 let Some(versions) = self.subjects.get_mut(subject) else {
-                    return;
+                    return true;
                 };
                 let gone = versions.remove(version);
                 if versions.is_empty() {
@@ -81,7 +105,7 @@ impl State {
                     Some(Ok(level)) => Some(level),
                     Some(Err(e)) => {
                         tracing::warn!(%e, "skipping a config record");
-                        return;
+                        return true;
                     }
                     None => None,
                 };
@@ -100,7 +124,7 @@ impl State {
                     Some(Ok(mode)) => Some(mode),
                     Some(Err(e)) => {
                         tracing::warn!(%e, "skipping a mode record");
-                        return;
+                        return true;
                     }
                     None => None,
                 };
@@ -115,6 +139,7 @@ impl State {
                 }
             }
         }
+        true
     }
 
     fn forget_use(&mut self, id: u32, subject: &str, version: u32) {
