@@ -86,6 +86,72 @@ pub struct SchemaRequest {
     /// Explicit version (IMPORT mode).
     #[serde(default)]
     pub version: Option<i64>,
+    /// Data-contract metadata; when absent, the subject's latest version's is kept.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    /// Data-contract rules; when absent, the subject's latest version's are kept.
+    #[serde(rename = "ruleSet", default)]
+    pub rule_set: Option<serde_json::Value>,
+}
+
+impl SchemaRequest {
+    /// Whether the request names metadata or rules of its own.
+    fn has_contract(&self) -> bool {
+        self.metadata.as_ref().is_some_and(|m| !m.is_null())
+            || self.rule_set.as_ref().is_some_and(|r| !r.is_null())
+    }
+}
+
+/// JSON with every object's keys sorted, so that equal metadata is one text.
+fn canonical_json(value: &serde_json::Value) -> String {
+    fn sorted(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serde_json::Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sorted).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// The identity of a schema with its data contract: as Confluent, the same schema text
+/// with other metadata or rules is another schema, with its own id.
+fn with_contract(
+    identity: &str,
+    metadata: Option<&serde_json::Value>,
+    rule_set: Option<&serde_json::Value>,
+) -> String {
+    let metadata = metadata.filter(|m| !m.is_null());
+    let rule_set = rule_set.filter(|r| !r.is_null());
+    if metadata.is_none() && rule_set.is_none() {
+        return identity.to_string();
+    }
+    format!(
+        "{identity}|metadata={}|ruleSet={}",
+        metadata.map(canonical_json).unwrap_or_default(),
+        rule_set.map(canonical_json).unwrap_or_default()
+    )
+}
+
+/// Adds the data-contract fields of a stored schema to a response body.
+fn add_contract(body: &mut serde_json::Value, content: &SchemaContent) {
+    if let Some(metadata) = &content.metadata {
+        body["metadata"] = metadata.clone();
+    }
+    if let Some(rule_set) = &content.rule_set {
+        body["ruleSet"] = rule_set.clone();
+    }
 }
 
 /// Which subjects or versions a listing shows, as Confluent's `deleted` and `deletedOnly`
@@ -165,6 +231,7 @@ impl SubjectVersion {
         if !self.content.references.is_empty() {
             v["references"] = serde_json::to_value(&self.content.references).unwrap_or_default();
         }
+        add_contract(&mut v, &self.content);
         v
     }
 }
@@ -296,6 +363,7 @@ fn id_body(content: &SchemaContent) -> Bytes {
     if !content.references.is_empty() {
         v["references"] = serde_json::to_value(&content.references).unwrap_or_default();
     }
+    add_contract(&mut v, content);
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
@@ -477,7 +545,12 @@ impl Registry {
             &content.references,
             &resolved,
         )?;
-        Ok((parsed.identity, parsed.graph))
+        let identity = with_contract(
+            &parsed.identity,
+            content.metadata.as_ref(),
+            content.rule_set.as_ref(),
+        );
+        Ok((identity, parsed.graph))
     }
 
     /// The graph of a stored schema, if a compatibility check already parsed it.
@@ -680,6 +753,43 @@ impl Registry {
         })
     }
 
+    /// The latest version of a subject whose metadata properties hold every `(key, value)`
+    /// pair (Confluent's `GET /subjects/{s}/metadata`): 40401 without such a subject, 40403
+    /// when no version matches.
+    pub fn latest_with_metadata(
+        &self,
+        subject: &str,
+        pairs: &[(&str, &str)],
+        deleted: bool,
+    ) -> Result<SubjectVersion, RegistryError> {
+        let state = self.read();
+        let versions = state
+            .subjects
+            .get(subject)
+            .filter(|vs| deleted || vs.values().any(|v| !v.deleted))
+            .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
+        versions
+            .iter()
+            .rev()
+            .filter(|(_, v)| deleted || !v.deleted)
+            .find_map(|(n, v)| {
+                let content = state.schemas.get(&v.id)?;
+                let properties = content.metadata.as_ref()?.get("properties")?;
+                pairs
+                    .iter()
+                    .all(|(key, value)| {
+                        properties.get(*key).and_then(|p| p.as_str()) == Some(*value)
+                    })
+                    .then(|| SubjectVersion {
+                        subject: subject.to_string(),
+                        version: *n,
+                        id: v.id,
+                        content: content.clone(),
+                    })
+            })
+            .ok_or(RegistryError::SchemaNotFound)
+    }
+
     /// Ids of the schemas referencing a subject version.
     pub fn referenced_by(
         &self,
@@ -760,18 +870,38 @@ impl Registry {
     ) -> Result<u32, RegistryError> {
         let format = self.check_request(subject, request)?;
         let writer = self.write_lock().await?;
+        let mut request = request.clone();
         let resolved = {
             let state = self.read();
             Self::check_writable(&state, subject)?;
-            request_resolved(&state, request)?
+            // As Confluent: a registration naming no metadata or rules keeps the latest
+            // version's (outside IMPORT mode).
+            if state.mode_for(subject) != Mode::Import
+                && let Some((_, id)) = state.live_versions(subject).last()
+                && let Some(latest) = state.schemas.get(id)
+            {
+                if request.metadata.as_ref().is_none_or(|m| m.is_null()) {
+                    request.metadata = latest.metadata.clone();
+                }
+                if request.rule_set.as_ref().is_none_or(|r| r.is_null()) {
+                    request.rule_set = latest.rule_set.clone();
+                }
+            }
+            request_resolved(&state, &request)?
         };
+        let request = &request;
         // Only the follower changes the state meanwhile, applying what others appended (the
         // one writer of a `_schemas` is its leader's registry); what follows reads it again.
         let parsed = self.parse_request(format, request, resolved).await?;
         let decided = {
             let state = self.read();
             let mode = state.mode_for(subject);
-            let existing = state.identities.get(parsed.identity(normalize)).copied();
+            let identity = with_contract(
+                parsed.identity(normalize),
+                request.metadata.as_ref(),
+                request.rule_set.as_ref(),
+            );
+            let existing = state.identities.get(&identity).copied();
             let versions = state.subjects.get(subject);
             if let Some(id) = existing
                 && let Some(vs) = versions
@@ -805,7 +935,12 @@ impl Registry {
             }
         }
         if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(id, parsed.identity(normalize).to_string());
+            let identity = with_contract(
+                parsed.identity(normalize),
+                request.metadata.as_ref(),
+                request.rule_set.as_ref(),
+            );
+            pending.insert(id, identity);
         }
         let committed = self.commit(events).await;
         if let Ok(mut pending) = self.pending.lock() {
@@ -903,6 +1038,8 @@ impl Registry {
                 },
                 schema_type: parsed.format.schema_type(),
                 references,
+                metadata: request.metadata.clone().filter(|m| !m.is_null()),
+                rule_set: request.rule_set.clone().filter(|r| !r.is_null()),
             }));
         }
         events.push(Event::Version(VersionValue {
@@ -1053,15 +1190,44 @@ impl Registry {
             .get(subject)
             .filter(|vs| deleted || vs.values().any(|v| !v.deleted))
             .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
-        let id = state
+        let base = parsed.identity(normalize);
+        let exact = state
             .identities
-            .get(parsed.identity(normalize))
+            .get(&with_contract(
+                base,
+                request.metadata.as_ref(),
+                request.rule_set.as_ref(),
+            ))
             .copied()
-            .ok_or(RegistryError::SchemaNotFound)?;
-        let (version, _) = versions
-            .iter()
-            .find(|(_, v)| v.id == id && (deleted || !v.deleted))
-            .ok_or(RegistryError::SchemaNotFound)?;
+            .and_then(|id| {
+                versions
+                    .iter()
+                    .find(|(_, v)| v.id == id && (deleted || !v.deleted))
+                    .map(|(n, _)| (*n, id))
+            });
+        // As Confluent: a schema looked up without metadata or rules matches the latest
+        // version holding that schema whatever its data contract.
+        let found = match exact {
+            Some(found) => Some(found),
+            None if !request.has_contract() => versions
+                .iter()
+                .rev()
+                .filter(|(_, v)| deleted || !v.deleted)
+                .find(|(_, v)| {
+                    state.schemas.get(&v.id).is_some_and(|content| {
+                        let identity = with_contract(
+                            base,
+                            content.metadata.as_ref(),
+                            content.rule_set.as_ref(),
+                        );
+                        state.identities.get(&identity) == Some(&v.id)
+                    })
+                })
+                .map(|(n, v)| (*n, v.id)),
+            None => None,
+        };
+        let (version, id) = found.ok_or(RegistryError::SchemaNotFound)?;
+        let version = &version;
         let content = state
             .schemas
             .get(&id)

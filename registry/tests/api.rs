@@ -1193,3 +1193,109 @@ async fn a_record_giving_a_known_id_another_schema_is_skipped() {
     let (_, body) = api.call("GET", "/schemas/ids/1", None).await;
     assert_eq!(body["schema"], v1().to_string());
 }
+
+#[tokio::test]
+async fn metadata_and_rule_set_are_versioned_inherited_and_served() {
+    let api = Api::new();
+    let contract = |owner: &str| {
+        json!({
+            "schema": v1().to_string(),
+            "metadata": {"tags": {"id": ["PII"]}, "properties": {"owner": owner, "app": "shop"},
+                         "sensitive": ["id"]},
+            "ruleSet": {"domainRules": [{"name": "checkId", "kind": "CONDITION", "mode": "WRITE",
+                                         "type": "CEL", "expr": "message.id > 0"}]}
+        })
+    };
+    assert_eq!(api.register("plain", &v1()).await.1, json!({"id": 1}));
+    // The same schema text with a data contract is another schema, with its own id...
+    let (status, body) = api
+        .call("POST", "/subjects/s/versions", Some(contract("alice")))
+        .await;
+    assert_eq!((status, body), (200, json!({"id": 2})));
+    // ...registering it again is the same version...
+    let (_, body) = api
+        .call("POST", "/subjects/s/versions", Some(contract("alice")))
+        .await;
+    assert_eq!(body, json!({"id": 2}));
+    // ...and other metadata on the same text makes a new version.
+    let (_, body) = api
+        .call("POST", "/subjects/s/versions", Some(contract("bob")))
+        .await;
+    assert_eq!(body, json!({"id": 3}));
+    assert_eq!(
+        api.call("GET", "/subjects/s/versions", None).await.1,
+        json!([1, 2])
+    );
+    let (_, latest) = api.call("GET", "/subjects/s/versions/latest", None).await;
+    assert_eq!(latest["metadata"], contract("bob")["metadata"]);
+    assert_eq!(latest["ruleSet"], contract("bob")["ruleSet"]);
+    let (_, by_id) = api.call("GET", "/schemas/ids/2", None).await;
+    assert_eq!(by_id["metadata"]["properties"]["owner"], "alice");
+    assert_eq!(by_id["ruleSet"], contract("alice")["ruleSet"]);
+    assert!(
+        api.call("GET", "/schemas/ids/1", None)
+            .await
+            .1
+            .get("metadata")
+            .is_none()
+    );
+    // A registration naming no contract keeps the latest version's: no new version.
+    assert_eq!(api.register("s", &v1()).await.1, json!({"id": 3}));
+    // Lookup without a contract finds the latest version holding the schema.
+    let (status, found) = api
+        .call(
+            "POST",
+            "/subjects/s",
+            Some(json!({"schema": v1().to_string()})),
+        )
+        .await;
+    assert_eq!(
+        (status, found["version"].clone(), found["id"].clone()),
+        (200, json!(2), json!(3))
+    );
+    // The latest version with given metadata properties.
+    let (status, found) = api
+        .call("GET", "/subjects/s/metadata?key=owner&value=alice", None)
+        .await;
+    assert_eq!((status, found["version"].clone()), (200, json!(1)));
+    let (_, found) = api
+        .call("GET", "/subjects/s/metadata?key=app&value=shop", None)
+        .await;
+    assert_eq!(found["version"], 2);
+    let (status, body) = api
+        .call("GET", "/subjects/s/metadata?key=owner&value=carol", None)
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40403));
+    let (status, body) = api
+        .call("GET", "/subjects/nope/metadata?key=owner&value=alice", None)
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40401));
+}
+
+#[tokio::test]
+async fn data_contract_survives_a_restart() {
+    let log: Arc<dyn SchemaLog> = Arc::new(MemoryLog::new());
+    let body = json!({"schema": v1().to_string(),
+                      "metadata": {"properties": {"owner": "alice"}}});
+    {
+        let api = Api::over(log.clone());
+        assert_eq!(
+            api.call("POST", "/subjects/s/versions", Some(body.clone()))
+                .await
+                .1,
+            json!({"id": 1})
+        );
+    }
+    let api = Api::over(log);
+    let (_, latest) = api.call("GET", "/subjects/s/versions/1", None).await;
+    assert_eq!(latest["metadata"], body["metadata"]);
+    // The restarted registry knows the schema with its contract: same id, no new version.
+    assert_eq!(
+        api.call("POST", "/subjects/s/versions", Some(body)).await.1,
+        json!({"id": 1})
+    );
+    assert_eq!(
+        api.call("GET", "/subjects/s/versions", None).await.1,
+        json!([1])
+    );
+}

@@ -67,6 +67,10 @@ pub fn router(registry: Arc<Registry>) -> Router {
             post(subjects::lookup).delete(subjects::delete_subject),
         )
         .route(
+            "/subjects/{subject}/metadata",
+            get(subjects::latest_with_metadata),
+        )
+        .route(
             "/subjects/{subject}/versions",
             get(subjects::versions).post(subjects::register),
         )
@@ -322,6 +326,15 @@ impl Params {
         } else {
             LookupFilter::Default
         }
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {

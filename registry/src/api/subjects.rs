@@ -54,6 +54,22 @@ pub(super) async fn version_schema(
     Ok(super::raw_json(found.schema().to_string().into()))
 }
 
+/// `GET /subjects/{s}/metadata?key=k&value=v...`: the latest version whose metadata
+/// properties hold every pair (the n-th `key` goes with the n-th `value`).
+pub(super) async fn latest_with_metadata(
+    State(registry): State<Shared>,
+    PathParams(subject): PathParams<String>,
+    params: Params,
+) -> ApiResult {
+    let pairs: Vec<(&str, &str)> = params
+        .all("key")
+        .into_iter()
+        .zip(params.all("value"))
+        .collect();
+    let found = registry.latest_with_metadata(&subject, &pairs, params.flag("deleted"))?;
+    Ok(json(&found.to_json()))
+}
+
 pub(super) async fn referenced_by(
     State(registry): State<Shared>,
     PathParams((subject, version)): PathParams<(String, String)>,

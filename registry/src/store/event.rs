@@ -37,6 +37,13 @@ pub(crate) struct SchemaContent {
     pub schema_type: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<SchemaReference>,
+    /// Data-contract metadata (`tags`, `properties`, `sensitive`), kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Data-contract rules (`domainRules`, `migrationRules`), kept as given: clients run
+    /// them, the registry only stores and serves them.
+    #[serde(rename = "ruleSet", default, skip_serializing_if = "Option::is_none")]
+    pub rule_set: Option<serde_json::Value>,
 }
 
 /// One version of a subject.
@@ -111,6 +118,10 @@ struct SchemaValue {
     schema_type: Option<String>,
     #[serde(default)]
     references: Option<Vec<SchemaReference>>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    #[serde(rename = "ruleSet", default)]
+    rule_set: Option<serde_json::Value>,
 }
 
 /// The value of Confluent's `DELETE_SUBJECT` record.
@@ -229,6 +240,8 @@ impl Event {
                             // as Confluent's answers do.
                             schema_type: v.schema_type.filter(|t| t != "AVRO"),
                             references: v.references.unwrap_or_default(),
+                            metadata: v.metadata.filter(|m| !m.is_null()),
+                            rule_set: v.rule_set.filter(|r| !r.is_null()),
                         }));
                     }
                     events.push(Event::Version(VersionValue {
@@ -293,6 +306,8 @@ mod tests {
                     subject: "b".into(),
                     version: 2,
                 }],
+                metadata: None,
+                rule_set: None,
             }),
             Event::Version(VersionValue {
                 subject: "s/ü%".into(),
@@ -366,6 +381,8 @@ mod tests {
                     schema: "\"string\"".into(),
                     schema_type: None,
                     references: vec![],
+                    metadata: None,
+                    rule_set: None,
                 }),
                 Event::Version(VersionValue {
                     subject: "orders-value".into(),

@@ -250,6 +250,8 @@ mod tests {
                 schema: "\"int\"".into(),
                 schema_type: None,
                 references: vec![],
+                metadata: None,
+                rule_set: None,
             }),
             version("s", 1, 1, false),
             version("s", 1, 1, true),
