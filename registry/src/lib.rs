@@ -23,6 +23,7 @@ mod error;
 mod format;
 mod mode;
 mod registry;
+mod resolved;
 mod store;
 
 pub use api::router;

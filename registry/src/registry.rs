@@ -219,11 +219,16 @@ impl SubjectVersion {
 
     /// Confluent's JSON of a subject version.
     pub fn to_json(&self) -> serde_json::Value {
+        self.to_json_with(&self.content.schema)
+    }
+
+    /// Confluent's JSON of a subject version, its schema shown as `schema`.
+    pub fn to_json_with(&self, schema: &str) -> serde_json::Value {
         let mut v = serde_json::json!({
             "subject": self.subject,
             "version": self.version,
             "id": self.id,
-            "schema": self.content.schema,
+            "schema": schema,
         });
         if let Some(t) = &self.content.schema_type {
             v["schemaType"] = t.clone().into();
@@ -631,13 +636,60 @@ impl Registry {
         Ok(state.versions_of_id(id, deleted))
     }
 
-    /// The raw schema text of an id.
-    pub fn schema_text_by_id(&self, id: u32) -> Result<String, RegistryError> {
-        let state = self.read();
-        match state.schemas.get(&id) {
-            Some(content) if state.id_in_use(id) => Ok(content.schema.clone()),
-            _ => Err(RegistryError::SchemaIdNotFound(id)),
+    /// The schema text of `content` in Confluent's `format`: `resolved` inlines an Avro
+    /// schema's referenced types; any other format, or a schema of another type, is the
+    /// stored text, as Confluent answers formats a schema type does not know.
+    pub fn formatted(&self, content: &SubjectVersion, format: Option<&str>) -> String {
+        self.format_content(&content.content, format)
+    }
+
+    fn format_content(&self, content: &SchemaContent, format: Option<&str>) -> String {
+        let wanted = format.map(str::trim).unwrap_or("");
+        if !wanted.eq_ignore_ascii_case("resolved")
+            || content.schema_type.is_some()
+            || content.references.is_empty()
+        {
+            return content.schema.clone();
         }
+        let resolved = {
+            let state = self.read();
+            match resolve_references(&state, &content.references) {
+                Ok(resolved) => resolved,
+                Err(_) => return content.schema.clone(),
+            }
+        };
+        let texts: Vec<String> = resolved.into_iter().map(|r| r.schema).collect();
+        crate::resolved::inline(&content.schema, &texts).unwrap_or_else(|| content.schema.clone())
+    }
+
+    /// The body of `GET /schemas/ids/{id}?format=...` (see [`Registry::formatted`]).
+    pub fn schema_body_formatted(&self, id: u32, format: &str) -> Option<Bytes> {
+        let content = {
+            let state = self.read();
+            if !state.id_in_use(id) {
+                return None;
+            }
+            state.schemas.get(&id)?.clone()
+        };
+        let mut shown = (*content).clone();
+        shown.schema = self.format_content(&content, Some(format));
+        Some(id_body(&shown))
+    }
+
+    /// The raw schema text of an id.
+    pub fn schema_text_by_id(
+        &self,
+        id: u32,
+        format: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let content = {
+            let state = self.read();
+            match state.schemas.get(&id) {
+                Some(content) if state.id_in_use(id) => content.clone(),
+                _ => return Err(RegistryError::SchemaIdNotFound(id)),
+            }
+        };
+        Ok(self.format_content(&content, format))
     }
 
     /// Subjects with a live version (or any, with `deleted`), filtered by prefix.

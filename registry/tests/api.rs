@@ -1299,3 +1299,63 @@ async fn data_contract_survives_a_restart() {
         json!([1])
     );
 }
+
+#[tokio::test]
+async fn format_resolved_inlines_referenced_avro_types_and_other_formats_serve_the_text() {
+    let api = Api::new();
+    let address = json!({"type": "record", "name": "Address", "namespace": "acme",
+        "fields": [{"name": "city", "type": "string"}]});
+    api.register("address", &address).await;
+    let person = json!({"type": "record", "name": "Person", "namespace": "acme",
+        "fields": [{"name": "home", "type": "acme.Address"},
+                   {"name": "work", "type": ["null", "Address"], "default": null}]});
+    let refs = json!([{"name": "acme.Address", "subject": "address", "version": 1}]);
+    let (_, body) = api
+        .call(
+            "POST",
+            "/subjects/person/versions",
+            Some(json!({"schema": person.to_string(), "references": refs})),
+        )
+        .await;
+    assert_eq!(body, json!({"id": 2}));
+    let mut inlined = person.clone();
+    inlined["fields"][0]["type"] = address.clone();
+    for uri in [
+        "/schemas/ids/2?format=resolved",
+        "/subjects/person/versions/1?format=resolved",
+        "/subjects/person/versions/latest?format=resolved",
+    ] {
+        let (status, body) = api.call("GET", uri, None).await;
+        assert_eq!(status, 200, "{uri}");
+        let schema: Value = serde_json::from_str(body["schema"].as_str().unwrap()).unwrap();
+        assert_eq!(schema, inlined, "{uri}");
+        assert_eq!(body["references"], refs, "{uri}");
+    }
+    for uri in [
+        "/schemas/ids/2/schema?format=resolved",
+        "/subjects/person/versions/1/schema?format=resolved",
+    ] {
+        assert_eq!(
+            api.call("GET", uri, None).await,
+            (200, inlined.clone()),
+            "{uri}"
+        );
+    }
+    // Formats Avro does not have, and the default, serve the stored text.
+    for uri in [
+        "/schemas/ids/2?format=serialized",
+        "/schemas/ids/2?format=default",
+        "/schemas/ids/2",
+    ] {
+        let (status, body) = api.call("GET", uri, None).await;
+        assert_eq!(
+            (status, body["schema"].as_str()),
+            (200, Some(person.to_string().as_str())),
+            "{uri}"
+        );
+    }
+    let (status, body) = api
+        .call("GET", "/schemas/ids/9?format=resolved", None)
+        .await;
+    assert_eq!((status, error_code(&body)), (404, 40403));
+}

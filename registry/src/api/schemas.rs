@@ -16,9 +16,14 @@ fn parse_id(text: &str) -> Result<u32, ApiError> {
 pub(super) async fn by_id(
     State(registry): State<Shared>,
     PathParams(id): PathParams<String>,
+    params: Params,
 ) -> ApiResult {
     let id = parse_id(&id)?;
-    match registry.schema_body_by_id(id) {
+    let body = match params.get("format").filter(|f| !f.trim().is_empty()) {
+        Some(format) => registry.schema_body_formatted(id, format),
+        None => registry.schema_body_by_id(id),
+    };
+    match body {
         Some(body) => Ok(raw_json(body)),
         None => Err(ApiError::new(40403, format!("Schema {id} not found"))),
     }
@@ -27,9 +32,12 @@ pub(super) async fn by_id(
 pub(super) async fn text_by_id(
     State(registry): State<Shared>,
     PathParams(id): PathParams<String>,
+    params: Params,
 ) -> ApiResult {
     let id = parse_id(&id)?;
-    Ok(raw_json(registry.schema_text_by_id(id)?.into()))
+    Ok(raw_json(
+        registry.schema_text_by_id(id, params.get("format"))?.into(),
+    ))
 }
 
 pub(super) async fn versions_of_id(

@@ -41,7 +41,8 @@ pub(super) async fn version(
 ) -> ApiResult {
     let spec = VersionSpec::parse(&version)?;
     let found = registry.version(&subject, spec, params.flag("deleted"))?;
-    Ok(json(&found.to_json()))
+    let schema = registry.formatted(&found, params.get("format"));
+    Ok(json(&found.to_json_with(&schema)))
 }
 
 pub(super) async fn version_schema(
@@ -51,7 +52,8 @@ pub(super) async fn version_schema(
 ) -> ApiResult {
     let spec = VersionSpec::parse(&version)?;
     let found = registry.version(&subject, spec, params.flag("deleted"))?;
-    Ok(super::raw_json(found.schema().to_string().into()))
+    let schema = registry.formatted(&found, params.get("format"));
+    Ok(super::raw_json(schema.into()))
 }
 
 /// `GET /subjects/{s}/metadata?key=k&value=v...`: the latest version whose metadata
