@@ -615,6 +615,10 @@ async fn root_metadata_types_and_openapi() {
     let api = Api::new();
     assert_eq!(api.call("GET", "/", None).await, (200, json!({})));
     assert_eq!(
+        api.call("GET", "/contexts", None).await,
+        (200, json!(["."]))
+    );
+    assert_eq!(
         api.call("GET", "/schemas/types", None).await.1,
         json!(["AVRO", "JSON"])
     );

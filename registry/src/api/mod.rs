@@ -55,6 +55,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/", get(root))
         .route("/v1/metadata/id", get(metadata_id))
         .route("/openapi.json", get(openapi))
+        .route("/contexts", get(contexts))
         .route("/schemas", get(schemas::list))
         .route("/schemas/types", get(schemas::types))
         .route("/schemas/ids/{id}", get(schemas::by_id))
@@ -205,6 +206,11 @@ async fn metadata_id(axum::extract::State(registry): axum::extract::State<Shared
             }
         }
     }))
+}
+
+/// `GET /contexts`: strand keeps every subject in Confluent's default context, `.`.
+async fn contexts() -> Response {
+    json(&["."])
 }
 
 async fn openapi() -> Response {
