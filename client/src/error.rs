@@ -117,6 +117,14 @@ pub enum ClientError {
         /// The Avro library's explanation.
         message: String,
     },
+    /// A JSON Schema could not be compiled, or a value does not validate against it.
+    #[error("json schema: {context}: {message}")]
+    JsonSchema {
+        /// What was being done.
+        context: String,
+        /// The validator's explanation.
+        message: String,
+    },
     /// The producer, consumer or connection was closed.
     #[error("{0} is closed")]
     Closed(&'static str),

@@ -7,10 +7,13 @@
 //! [`RawProducer`], which batches them per partition and sends them to the partition leader.
 //! [`Consumer`] fetches batches back through the [`RawConsumer`] and [`AvroDeserializer`]
 //! turns each record into the reader's type, resolving schema differences with Avro's rules.
-//! [`AdminClient`] creates and inspects topics and groups.
+//! [`AdminClient`] creates and inspects topics and groups. For JSON Schema subjects,
+//! [`JsonSerializer`] validates a value against its schema and frames its JSON text the same
+//! way, and [`JsonDeserializer`] reads it back.
 //!
 //! Where to look: `registry` is the REST client of the schema registry, `avro` the framing
-//! and serializers, `typed` the typed producer and consumer; under `kafka/`, `connection`
+//! and serializers, `json` the JSON Schema
+//! serializers, `typed` the typed producer and consumer; under `kafka/`, `connection`
 //! frames and pipelines requests to one broker, `cluster` keeps metadata and connections,
 //! `producer`, `consumer`, `group` (membership), `assignor` and `admin` do what they say, and
 //! `partitioner` is Java's murmur2 partitioner. `error` holds the one error type.
@@ -60,6 +63,7 @@
 mod avro;
 mod config;
 mod error;
+mod json;
 mod kafka;
 mod registry;
 mod typed;
@@ -71,6 +75,7 @@ pub use config::{
     Acks, Assignor, ClientConfig, Compression, ConsumerConfig, OffsetReset, ProducerConfig,
 };
 pub use error::{ClientError, Result};
+pub use json::{JsonDeserializer, JsonSerializer, JsonSerializerConfig};
 pub use kafka::admin::{
     AdminClient, GroupDescription, GroupMember, NewTopic, PartitionLag, PartitionOffsets,
     TopicDescription,

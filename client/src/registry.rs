@@ -88,12 +88,16 @@ struct Inner {
     base: Url,
     basic_auth: Option<(String, String)>,
     schemas_by_id: DashMap<u32, Arc<str>>,
+    /// The `schemaType` of ids fetched by id (absent for Avro).
+    types_by_id: DashMap<u32, Option<Arc<str>>>,
     ids_by_subject_schema: DashMap<(String, String), u32>,
 }
 
 #[derive(Serialize)]
 struct SchemaBody<'a> {
     schema: &'a str,
+    #[serde(rename = "schemaType", skip_serializing_if = "Option::is_none")]
+    schema_type: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +108,8 @@ struct IdBody {
 #[derive(Deserialize)]
 struct SchemaText {
     schema: String,
+    #[serde(rename = "schemaType", default)]
+    schema_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +154,7 @@ impl RegistryClient {
                 base,
                 basic_auth: config.basic_auth,
                 schemas_by_id: DashMap::new(),
+                types_by_id: DashMap::new(),
                 ids_by_subject_schema: DashMap::new(),
             }),
         })
@@ -155,11 +162,28 @@ impl RegistryClient {
 
     /// Registers `schema` under `subject` (or finds it if already there) and returns its id.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32> {
-        let key = (subject.to_string(), schema.to_string());
+        self.register_typed(subject, schema, None).await
+    }
+
+    /// Registers `schema` of a `schemaType` (`"JSON"`; `None` is Avro) under `subject`, or
+    /// finds it if already there, and returns its id.
+    pub async fn register_typed(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: Option<&str>,
+    ) -> Result<u32> {
+        let key = match schema_type {
+            None => (subject.to_string(), schema.to_string()),
+            Some(t) => (subject.to_string(), format!("{t}\0{schema}")),
+        };
         if let Some(id) = self.inner.ids_by_subject_schema.get(&key) {
             return Ok(*id);
         }
-        let body = SchemaBody { schema };
+        let body = SchemaBody {
+            schema,
+            schema_type,
+        };
         let IdBody { id } = self
             .call(
                 Method::POST,
@@ -169,18 +193,39 @@ impl RegistryClient {
             .await?;
         self.inner.ids_by_subject_schema.insert(key, id);
         self.inner.schemas_by_id.insert(id, Arc::from(schema));
+        self.inner
+            .types_by_id
+            .insert(id, schema_type.map(Arc::from));
         Ok(id)
     }
 
     /// Looks up `schema` under `subject` without registering it.
     pub async fn lookup(&self, subject: &str, schema: &str) -> Result<RegisteredSchema> {
-        let body = SchemaBody { schema };
+        self.lookup_typed(subject, schema, None).await
+    }
+
+    /// Looks up `schema` of a `schemaType` (`None` is Avro) under `subject` without
+    /// registering it.
+    pub async fn lookup_typed(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: Option<&str>,
+    ) -> Result<RegisteredSchema> {
+        let body = SchemaBody {
+            schema,
+            schema_type,
+        };
         let found: RegisteredSchema = self
             .call(Method::POST, &["subjects", subject], Some(&body))
             .await?;
+        let key = match schema_type {
+            None => schema.to_string(),
+            Some(t) => format!("{t}\0{schema}"),
+        };
         self.inner
             .ids_by_subject_schema
-            .insert((subject.to_string(), schema.to_string()), found.id);
+            .insert((subject.to_string(), key), found.id);
         Ok(found)
     }
 
@@ -189,6 +234,21 @@ impl RegistryClient {
         if let Some(schema) = self.inner.schemas_by_id.get(&id) {
             return Ok(schema.clone());
         }
+        Ok(self.fetch_by_id(id).await?.0)
+    }
+
+    /// The schema text registered with `id` and its `schemaType` (`None` for Avro).
+    pub async fn schema_with_type_by_id(&self, id: u32) -> Result<(Arc<str>, Option<Arc<str>>)> {
+        if let (Some(schema), Some(schema_type)) = (
+            self.inner.schemas_by_id.get(&id),
+            self.inner.types_by_id.get(&id),
+        ) {
+            return Ok((schema.clone(), schema_type.clone()));
+        }
+        self.fetch_by_id(id).await
+    }
+
+    async fn fetch_by_id(&self, id: u32) -> Result<(Arc<str>, Option<Arc<str>>)> {
         let text: SchemaText = self
             .call::<_, ()>(Method::GET, &["schemas", "ids", &id.to_string()], None)
             .await
@@ -197,8 +257,10 @@ impl RegistryClient {
                 other => other,
             })?;
         let schema: Arc<str> = Arc::from(text.schema);
+        let schema_type: Option<Arc<str>> = text.schema_type.map(Arc::from);
         self.inner.schemas_by_id.insert(id, schema.clone());
-        Ok(schema)
+        self.inner.types_by_id.insert(id, schema_type.clone());
+        Ok((schema, schema_type))
     }
 
     /// The latest version registered under `subject`.
@@ -238,7 +300,10 @@ impl RegistryClient {
     /// Whether `schema` could be registered under `subject` given its compatibility level,
     /// checked against the versions that level names, without registering anything.
     pub async fn check_compatibility(&self, subject: &str, schema: &str) -> Result<Compatibility> {
-        let body = SchemaBody { schema };
+        let body = SchemaBody {
+            schema,
+            schema_type: None,
+        };
         let result: Result<Compatibility> = self
             .call_with_query(
                 Method::POST,

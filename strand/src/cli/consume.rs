@@ -1,6 +1,7 @@
 //! `strand consume TOPIC`: prints records through the client's `RawConsumer`, one per line,
 //! either from every partition (no group) or as a member of a consumer group, optionally
-//! decoding Confluent-framed Avro values through the schema registry into JSON.
+//! decoding Confluent-framed Avro (`--avro`) or JSON Schema (`--json-schema`) values through
+//! the schema registry into JSON.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +11,8 @@ use anyhow::{Context, bail};
 use apache_avro::types::Value;
 use clap::Args;
 use strand_client::{
-    AvroDeserializer, ConsumerConfig, ConsumerRecord, OffsetReset, RawConsumer, TopicPartition,
+    AvroDeserializer, ConsumerConfig, ConsumerRecord, JsonDeserializer, OffsetReset, RawConsumer,
+    TopicPartition,
 };
 
 use super::{KafkaArgs, RegistryArgs, count};
@@ -45,6 +47,16 @@ pub struct ConsumeArgs {
     /// Decode values as Confluent-framed Avro (schema from the registry) into JSON.
     #[arg(long)]
     avro: bool,
+    /// Decode values as Confluent-framed JSON of a JSON Schema subject, validating each
+    /// against the schema its id names.
+    #[arg(long, conflicts_with = "avro")]
+    json_schema: bool,
+}
+
+/// How framed values are decoded.
+enum Decoder {
+    Avro(AvroDeserializer),
+    Json(JsonDeserializer),
 }
 
 /// Consumes until --count, the idle timeout or Ctrl-C, then closes (leaving the group).
@@ -59,7 +71,13 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     // Offsets are committed for exactly the records printed, not the fetched ones.
     config.enable_auto_commit = false;
     let deserializer = if args.avro {
-        Some(AvroDeserializer::new(args.registry.client()?))
+        Some(Decoder::Avro(AvroDeserializer::new(
+            args.registry.client()?,
+        )))
+    } else if args.json_schema {
+        Some(Decoder::Json(JsonDeserializer::new(
+            args.registry.client()?,
+        )))
     } else {
         None
     };
@@ -90,7 +108,7 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
 async fn consume_loop(
     args: &ConsumeArgs,
     consumer: &mut RawConsumer,
-    deserializer: Option<&AvroDeserializer>,
+    deserializer: Option<&Decoder>,
 ) -> anyhow::Result<()> {
     let idle = args.timeout_ms.map(Duration::from_millis);
     let mut last_record = Instant::now();
@@ -167,7 +185,7 @@ fn broken_pipe_is_success(e: std::io::Error) -> anyhow::Result<()> {
 async fn render(
     args: &ConsumeArgs,
     record: &ConsumerRecord,
-    deserializer: Option<&AvroDeserializer>,
+    deserializer: Option<&Decoder>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut line = Vec::new();
     if args.print_key {
@@ -181,17 +199,24 @@ async fn render(
         (None, _) => line.extend_from_slice(b"null"),
         (Some(value), None) => line.extend_from_slice(value),
         (Some(value), Some(deserializer)) => {
-            let (_, decoded) = deserializer
-                .deserialize_value(value)
-                .await
-                .with_context(|| {
-                    format!(
-                        "decoding {}-{} offset {}",
-                        record.topic, record.partition, record.offset
-                    )
-                })?;
-            let mut json = String::new();
-            write_json(decoded, &mut json)?;
+            let context = || {
+                format!(
+                    "decoding {}-{} offset {}",
+                    record.topic, record.partition, record.offset
+                )
+            };
+            let json = match deserializer {
+                Decoder::Avro(avro) => {
+                    let (_, decoded) = avro.deserialize_value(value).await.with_context(context)?;
+                    let mut json = String::new();
+                    write_json(decoded, &mut json)?;
+                    json
+                }
+                Decoder::Json(json) => {
+                    let (_, decoded) = json.deserialize_value(value).await.with_context(context)?;
+                    decoded.to_string()
+                }
+            };
             line.extend_from_slice(json.as_bytes());
         }
     }

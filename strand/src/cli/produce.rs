@@ -1,6 +1,8 @@
 //! `strand produce TOPIC`: one record per stdin line through the client's `RawProducer`,
 //! with an optional key before a separator, and a summary on stderr once every record's
-//! delivery is known.
+//! delivery is known. With `--avro-schema` a JSON line becomes Confluent-framed Avro; with
+//! `--json-schema` it is validated against the JSON Schema and framed as Confluent's JSON
+//! Schema serializer frames it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,8 +12,8 @@ use apache_avro::Schema;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use strand_client::{
-    Acks, AvroSerializer, AvroSerializerConfig, DeliveryFuture, ProducerConfig, ProducerRecord,
-    RawProducer,
+    Acks, AvroSerializer, AvroSerializerConfig, DeliveryFuture, JsonSerializer,
+    JsonSerializerConfig, ProducerConfig, ProducerRecord, RawProducer,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -40,6 +42,38 @@ pub struct ProduceArgs {
     /// (`.avsc`), registered under `<topic>-value`; keys stay plain UTF-8.
     #[arg(long, value_name = "FILE")]
     avro_schema: Option<PathBuf>,
+    /// Validate each value against this JSON Schema (`.json`) and write it Confluent-framed,
+    /// the schema registered as `schemaType: JSON` under `<topic>-value`; keys stay plain.
+    #[arg(long, value_name = "FILE", conflicts_with = "avro_schema")]
+    json_schema: Option<PathBuf>,
+}
+
+/// How values are encoded.
+enum Encoder {
+    /// Stdin bytes as they are.
+    Raw,
+    /// JSON lines to framed Avro.
+    Avro(Box<JsonToAvro>),
+    /// JSON lines validated and framed for a JSON Schema subject.
+    Json(JsonSerializer),
+}
+
+impl Encoder {
+    async fn encode(&self, topic: &str, number: u64, value: &[u8]) -> anyhow::Result<Bytes> {
+        Ok(match self {
+            Encoder::Raw => Bytes::copy_from_slice(value),
+            Encoder::Avro(avro) => Bytes::from(avro.encode(topic, number, value).await?),
+            Encoder::Json(json) => {
+                let value: serde_json::Value = serde_json::from_slice(value)
+                    .with_context(|| format!("line {number}: not JSON"))?;
+                Bytes::from(
+                    json.serialize_value(topic, &value)
+                        .await
+                        .with_context(|| format!("line {number}"))?,
+                )
+            }
+        })
+    }
 }
 
 /// Turns JSON values into Confluent-framed Avro for `--avro-schema`.
@@ -128,9 +162,20 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         );
     }
 
-    let avro = match &args.avro_schema {
-        Some(path) => Some(JsonToAvro::new(path, &args.registry)?),
-        None => None,
+    let encoder = match (&args.avro_schema, &args.json_schema) {
+        (Some(path), _) => Encoder::Avro(Box::new(JsonToAvro::new(path, &args.registry)?)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let serializer = JsonSerializer::new(
+                args.registry.client()?,
+                &text,
+                JsonSerializerConfig::default(),
+            )
+            .with_context(|| format!("{} is not a valid JSON Schema", path.display()))?;
+            Encoder::Json(serializer)
+        }
+        (None, None) => Encoder::Raw,
     };
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(IN_FLIGHT);
@@ -151,7 +196,7 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         summary
     });
 
-    let read = read_and_send(&args, &producer, avro.as_ref(), tx).await;
+    let read = read_and_send(&args, &producer, &encoder, tx).await;
     let flushed = producer.close().await;
     let summary = collector.await.context("delivery collector failed")?;
     let partitions: Vec<String> = summary
@@ -186,7 +231,7 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
 async fn read_and_send(
     args: &ProduceArgs,
     producer: &RawProducer,
-    avro: Option<&JsonToAvro>,
+    encoder: &Encoder,
     deliveries: tokio::sync::mpsc::Sender<DeliveryFuture>,
 ) -> anyhow::Result<()> {
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
@@ -213,10 +258,7 @@ async fn read_and_send(
             }
             None => (None, text),
         };
-        let value = match avro {
-            Some(avro) => Bytes::from(avro.encode(&args.topic, number, value).await?),
-            None => Bytes::copy_from_slice(value),
-        };
+        let value = encoder.encode(&args.topic, number, value).await?;
         let mut record = ProducerRecord::new(&args.topic, value);
         if let Some(key) = key {
             record = record.with_key(Bytes::copy_from_slice(key));
