@@ -2,11 +2,12 @@
 //! partition logs, the Kafka listener, and the background flush and cleaner tasks.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::controller::Controller;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::{LogDir, PartitionLog};
 use crate::topics::{CONSUMER_OFFSETS, SCHEMAS, TopicDefaults, TopicStore, TopicStoreError};
@@ -16,6 +17,16 @@ use crate::topics::{CONSUMER_OFFSETS, SCHEMAS, TopicDefaults, TopicStore, TopicS
 pub struct BrokerConfig {
     /// `node.id`: the broker id clients see in Metadata.
     pub node_id: i32,
+    /// The cluster id (from the node's `meta.properties`).
+    pub cluster_id: String,
+    /// `default.replication.factor`: replicas of a topic created without one (and of
+    /// auto-created topics).
+    pub default_replication_factor: i32,
+    /// `min.insync.replicas`: the default of the topic config of that name.
+    pub min_insync_replicas: i32,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up for this long leaves
+    /// the ISR.
+    pub replica_lag_time_max_ms: u64,
     /// Where topics, partition logs and metadata live.
     pub data_dir: PathBuf,
     /// `host:port` clients are told to connect to.
@@ -77,6 +88,9 @@ pub struct Broker {
     config: BrokerConfig,
     topics: TopicStore,
     groups: GroupCoordinator,
+    /// The controller quorum member of this node, once `strand serve` started it; without
+    /// one (unit tests) the broker answers as a cluster of itself alone.
+    controller: OnceLock<Controller>,
 }
 
 impl Broker {
@@ -87,6 +101,7 @@ impl Broker {
         let log_dir = Arc::new(LogDir::new(&config.data_dir, config.log_dir_reserve_bytes));
         let topics = TopicStore::open_in(
             log_dir,
+            config.cluster_id.clone(),
             config.topic_defaults.clone(),
             config.num_partitions,
         )?;
@@ -102,7 +117,18 @@ impl Broker {
             config,
             topics,
             groups,
+            controller: OnceLock::new(),
         })
+    }
+
+    /// Gives the broker its node's controller; the first one given stays.
+    pub fn attach_controller(&self, controller: Controller) {
+        let _ = self.controller.set(controller);
+    }
+
+    /// This node's controller quorum member, once attached.
+    pub fn controller(&self) -> Option<&Controller> {
+        self.controller.get()
     }
 
     /// The consumer-group coordinator.

@@ -17,13 +17,17 @@
 //! - [`topics`]: this node's topics, partitions, per-topic configs and their persistence, producer
 //!   id allocation.
 //! - [`controller`]: the metadata quorum (KRaft's shape, on openraft) and the metadata
-//!   image every node applies; not yet used by [`Broker`].
+//!   image every node applies; [`lifecycle`] registers the broker with it and heartbeats,
+//!   and Metadata / DescribeCluster list the brokers and the active controller it knows.
+//! - [`identity`]: the data directory's `meta.properties` (cluster id, node id).
 
 mod alloc;
 mod broker;
 pub mod controller;
 mod group;
+pub mod identity;
 pub mod kafka;
+pub mod lifecycle;
 pub mod log;
 mod parallel;
 mod shutdown;

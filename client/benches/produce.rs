@@ -70,7 +70,12 @@ fn start() -> Server {
             "127.0.0.1:0",
         ])
         .args(["--admin-addr", "127.0.0.1:0", "--rest-addr", "127.0.0.1:0"])
-        .args(["--grpc-addr", "127.0.0.1:0"])
+        .args([
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--controller-addr",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -20,6 +20,12 @@ macro_rules! settings {
             /// Address advertised to Kafka clients in metadata [default: the listener's bound address].
             #[arg(long, env = "STRAND_ADVERTISED_KAFKA_ADDR")]
             pub advertised_kafka_addr: Option<String>,
+            /// The controller quorum's voters, `id@host:port,…` with each voter's controller listener (`controller.quorum.voters`); every node is given the same list [default: this node alone, at its --controller-addr].
+            #[arg(long, env = "STRAND_CONTROLLER_QUORUM_VOTERS")]
+            pub controller_quorum_voters: Option<String>,
+            /// The cluster id a new data directory is formatted with; a directory of another cluster is refused [default: the directory's; for a new one, random alone or derived from --controller-quorum-voters].
+            #[arg(long, env = "STRAND_CLUSTER_ID")]
+            pub cluster_id: Option<String>,
             $(
                 $(#[doc = $doc])+
                 #[arg(long, env = $env)]
@@ -32,6 +38,8 @@ macro_rules! settings {
         #[serde(deny_unknown_fields)]
         struct FileSettings {
             advertised_kafka_addr: Option<String>,
+            controller_quorum_voters: Option<String>,
+            cluster_id: Option<String>,
             $( $name: Option<$ty>, )*
         }
 
@@ -42,6 +50,10 @@ macro_rules! settings {
         pub struct ServeConfig {
             /// Address advertised to Kafka clients, when not the listener's own.
             pub advertised_kafka_addr: Option<String>,
+            /// `controller.quorum.voters`, when given.
+            pub controller_quorum_voters: Option<String>,
+            /// The cluster id to format a new data directory with, when given.
+            pub cluster_id: Option<String>,
             $( $(#[doc = $doc])+ pub $name: $ty, )*
         }
 
@@ -55,6 +67,10 @@ macro_rules! settings {
                 };
                 Ok(ServeConfig {
                     advertised_kafka_addr: args.advertised_kafka_addr.or(file.advertised_kafka_addr),
+                    controller_quorum_voters: args
+                        .controller_quorum_voters
+                        .or(file.controller_quorum_voters),
+                    cluster_id: args.cluster_id.or(file.cluster_id),
                     $( $name: args.$name.or(file.$name).unwrap_or_else(|| $default), )*
                 })
             }
@@ -69,6 +85,8 @@ settings! {
     node_id: i32 = 1, env = "STRAND_NODE_ID";
     /// Kafka protocol listener; port 0 binds a free port [default: 127.0.0.1:9092].
     kafka_addr: SocketAddr = ([127, 0, 0, 1], 9092).into(), env = "STRAND_KAFKA_ADDR";
+    /// Controller listener: the controller quorum's Raft traffic and forwarded controller requests; port 0 binds a free port [default: 127.0.0.1:9093].
+    controller_addr: SocketAddr = ([127, 0, 0, 1], 9093).into(), env = "STRAND_CONTROLLER_ADDR";
     /// Schema registry HTTP listener [default: 127.0.0.1:8081].
     registry_addr: SocketAddr = ([127, 0, 0, 1], 8081).into(), env = "STRAND_REGISTRY_ADDR";
     /// Admin HTTP listener serving /health and /ready (/metrics: not yet) [default: 127.0.0.1:9644].
@@ -83,6 +101,12 @@ settings! {
     num_partitions: i32 = 1, env = "STRAND_NUM_PARTITIONS";
     /// Auto-creation of topics stops once the broker holds this many partitions (`max.broker.partitions`) [default: 10000].
     max_broker_partitions: usize = 10_000, env = "STRAND_MAX_BROKER_PARTITIONS";
+    /// Replicas of a topic created without a replication factor, and of auto-created topics (`default.replication.factor`) [default: 1].
+    default_replication_factor: i32 = 1, env = "STRAND_DEFAULT_REPLICATION_FACTOR";
+    /// Default of the topic config `min.insync.replicas`: the in-sync replicas an acks=all write needs (`min.insync.replicas`) [default: 1].
+    min_insync_replicas: i32 = 1, env = "STRAND_MIN_INSYNC_REPLICAS";
+    /// A follower that has not caught up with the leader for this many milliseconds leaves the ISR (`replica.lag.time.max.ms`) [default: 30000].
+    replica_lag_time_max_ms: u64 = 30_000, env = "STRAND_REPLICA_LAG_TIME_MAX_MS";
     /// Default `segment.bytes` of new topics [default: 1073741824].
     log_segment_bytes: u64 = 1024 * 1024 * 1024, env = "STRAND_LOG_SEGMENT_BYTES";
     /// Default `retention.ms` of new topics; -1 keeps forever [default: 604800000].
@@ -157,6 +181,17 @@ mod tests {
         assert_eq!(c.rest_addr.to_string(), "127.0.0.1:8082");
         assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
         assert_eq!(c.advertised_kafka_addr, None);
+        assert_eq!(c.controller_addr.to_string(), "127.0.0.1:9093");
+        assert_eq!(c.controller_quorum_voters, None);
+        assert_eq!(
+            (
+                c.default_replication_factor,
+                c.min_insync_replicas,
+                c.replica_lag_time_max_ms
+            ),
+            (1, 1, 30_000),
+            "Kafka's defaults"
+        );
         Ok(())
     }
 
@@ -174,6 +209,39 @@ mod tests {
         assert_eq!(c.registry_addr.to_string(), "127.0.0.1:18081");
         assert_eq!(c.num_partitions, 3);
         assert_eq!(c.admin_addr.to_string(), "127.0.0.1:9644");
+        Ok(())
+    }
+
+    #[test]
+    fn cluster_settings_come_from_flags_and_the_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("strand.toml");
+        std::fs::write(
+            &file,
+            "controller_quorum_voters = \"1@h:1,2@h:2\"\nmin_insync_replicas = 2\ncluster_id = \"c\"\n",
+        )?;
+        let file_arg = file.to_string_lossy().into_owned();
+        let c = resolve(&[
+            "--config",
+            &file_arg,
+            "--controller-addr",
+            "127.0.0.1:0",
+            "--default-replication-factor",
+            "3",
+            "--replica-lag-time-max-ms",
+            "500",
+        ])?;
+        assert_eq!(c.controller_quorum_voters.as_deref(), Some("1@h:1,2@h:2"));
+        assert_eq!(c.cluster_id.as_deref(), Some("c"));
+        assert_eq!(c.controller_addr.port(), 0);
+        assert_eq!(
+            (
+                c.default_replication_factor,
+                c.min_insync_replicas,
+                c.replica_lag_time_max_ms
+            ),
+            (3, 2, 500)
+        );
         Ok(())
     }
 

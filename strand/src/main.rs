@@ -36,7 +36,9 @@ fn main() -> std::process::ExitCode {
     // The client subcommands print data on stdout and results on stderr; the client's own
     // info logs (connections, group joins) would drown those, so they start at warn.
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        // openraft narrates every election and vote at info; its warnings are what an
+        // operator needs.
+        Command::Serve(_) => "info,openraft=warn",
         Command::Client(_) => "warn,strand=info",
     };
     tracing_subscriber::fmt()

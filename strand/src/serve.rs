@@ -1,6 +1,10 @@
-//! `strand serve`: opens the data directory, binds every listener, serves until SIGINT or
-//! SIGTERM, then shuts down cleanly.
+//! `strand serve`: opens the data directory (checking that it belongs to this node and
+//! cluster), binds every listener, starts this node's controller quorum member (combined
+//! mode: every node is a broker and a controller voter; with no voter list, a cluster of
+//! this node alone), registers the broker with the active controller and serves Kafka
+//! once it is unfenced, until SIGINT or SIGTERM; then shuts down cleanly.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::StatusCode;
 use axum::routing::get;
+use strand_broker::controller::{Controller, ControllerConfig, parse_voters};
+use strand_broker::identity::{cluster_id_from_voters, open_identity, random_cluster_id};
 use strand_broker::{Broker, BrokerConfig, GroupConfig, LogConfig, TopicDefaults};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,12 +35,54 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Installed before the listeners are printed, so a SIGTERM sent as soon as a script sees
     // them is a clean shutdown rather than the default kill.
     let signalled = wait_for_signal()?;
+    tokio::pin!(signalled);
     let _lock = lock_data_dir(&config)?;
-    tracing::info!(data_dir = %config.data_dir.display(), "data directory open");
+    let node_id = config.node_id;
+    let raft_id = u64::try_from(node_id)
+        .map_err(|_| anyhow::anyhow!("node.id {node_id} is negative; node ids start at 0"))?;
+    let configured_voters = match &config.controller_quorum_voters {
+        Some(voters) => Some(parse_voters(voters)?),
+        None => None,
+    };
+    if let Some(voters) = &configured_voters
+        && !voters.contains_key(&raft_id)
+    {
+        anyhow::bail!(
+            "node.id {node_id} is not in controller.quorum.voters ({}): every node is a controller voter, so the list must name this node",
+            voters_text(voters)
+        );
+    }
+    let identity = open_identity(
+        &config.data_dir,
+        node_id,
+        config.cluster_id.as_deref(),
+        || match &configured_voters {
+            Some(voters) if voters.len() > 1 => cluster_id_from_voters(voters),
+            _ => random_cluster_id(),
+        },
+    )?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        cluster_id = %identity.cluster_id,
+        node_id,
+        "data directory open"
+    );
 
     let admin = bind("admin", config.admin_addr).await?;
+    // Before the Kafka listener, so that whoever waits for the kafka, registry and admin
+    // lines has seen this one too.
+    let controller_listener = bind("controller", config.controller_addr).await?;
     let kafka = bind("kafka", config.kafka_addr).await?;
     let registry = bind("registry", config.registry_addr).await?;
+    let controller_bound = controller_listener
+        .local_addr()
+        .context("reading the controller address")?;
+    let voters = match configured_voters {
+        // The voter list may name a proxy or a NAT address in front of this listener, so
+        // its entry for this node is not compared with the bound address.
+        Some(voters) => voters,
+        None => BTreeMap::from([(raft_id, controller_bound.to_string())]),
+    };
 
     let advertised = match &config.advertised_kafka_addr {
         Some(addr) => addr.clone(),
@@ -43,14 +91,35 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .context("reading the kafka address")?
             .to_string(),
     };
-    let broker_config = broker_config(&config, advertised);
+    let broker_config = broker_config(&config, identity.cluster_id.clone(), advertised);
+    let (host, port) = broker_config.advertised();
+    let advertised = (
+        host.to_string(),
+        u16::try_from(port).context("the advertised Kafka port")?,
+    );
     let broker = tokio::task::spawn_blocking(move || Broker::open(broker_config))
         .await
         .context("opening the broker")?
         .context("opening the broker's data")?;
     let broker = Arc::new(broker);
 
+    let mut controller_config =
+        ControllerConfig::new(node_id, identity.cluster_id.clone(), &config.data_dir);
+    controller_config.voters = voters;
+    let controller = Controller::start(controller_config, controller_listener)
+        .await
+        .context("starting the controller")?;
+    broker.attach_controller(controller.clone());
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (unfenced_tx, mut unfenced) = watch::channel(false);
+    let lifecycle = tokio::spawn(strand_broker::lifecycle::run(
+        controller.clone(),
+        node_id,
+        advertised,
+        unfenced_tx,
+        shutdown_rx.clone(),
+    ));
     let admin_task = tokio::spawn(serve_admin(admin, broker.clone(), shutdown_rx.clone()));
     let registry_task = tokio::spawn(serve_registry(
         registry,
@@ -58,20 +127,35 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         broker.topics().cluster_id().to_string(),
         shutdown_rx.clone(),
     ));
-    let kafka_task = tokio::spawn(strand_broker::kafka::serve(
-        broker.clone(),
-        kafka,
-        shutdown_rx.clone(),
-    ));
     let background = tokio::spawn(broker.clone().run_background(shutdown_rx.clone()));
 
-    signalled.await;
+    // Kafka is served once the controller lists this broker, so that the first Metadata
+    // a client gets names it (connections made meanwhile wait in the listen backlog).
+    let serving = tokio::select! {
+        _ = unfenced.wait_for(|unfenced| *unfenced) => true,
+        _ = &mut signalled => false,
+    };
+    let kafka_task = serving.then(|| {
+        tracing::info!(node_id, "broker unfenced: serving Kafka");
+        tokio::spawn(strand_broker::kafka::serve(
+            broker.clone(),
+            kafka,
+            shutdown_rx.clone(),
+        ))
+    });
+    if serving {
+        signalled.await;
+    }
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     admin_task.await.context("admin server task")??;
     registry_task.await.context("registry server task")??;
-    kafka_task.await.context("kafka server task")?;
+    if let Some(kafka_task) = kafka_task {
+        kafka_task.await.context("kafka server task")?;
+    }
     background.await.context("background task")?;
+    lifecycle.await.context("broker lifecycle task")?;
+    controller.shutdown().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.close_all())
         .await
@@ -81,7 +165,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// The broker's settings from `strand serve`'s configuration.
-fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig {
+fn broker_config(
+    config: &ServeConfig,
+    cluster_id: String,
+    advertised_addr: String,
+) -> BrokerConfig {
     let log = LogConfig {
         segment_bytes: config.log_segment_bytes,
         retention_ms: config.log_retention_ms,
@@ -90,6 +178,10 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
     };
     BrokerConfig {
         node_id: config.node_id,
+        cluster_id,
+        default_replication_factor: config.default_replication_factor,
+        min_insync_replicas: config.min_insync_replicas,
+        replica_lag_time_max_ms: config.replica_lag_time_max_ms,
         data_dir: config.data_dir.clone(),
         advertised_addr,
         auto_create_topics: config.auto_create_topics,
@@ -123,6 +215,15 @@ fn broker_config(config: &ServeConfig, advertised_addr: String) -> BrokerConfig 
             ..GroupConfig::default()
         },
     }
+}
+
+/// `1@host:port,2@host:port` for messages.
+fn voters_text(voters: &BTreeMap<u64, String>) -> String {
+    voters
+        .iter()
+        .map(|(id, address)| format!("{id}@{address}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Creates the data directory if needed and takes an exclusive lock on it, so that two

@@ -187,6 +187,7 @@ impl Strand {
             ("--admin-addr", "127.0.0.1:0"),
             ("--rest-addr", "127.0.0.1:0"),
             ("--grpc-addr", "127.0.0.1:0"),
+            ("--controller-addr", "127.0.0.1:0"),
         ] {
             if !extra.contains(&flag) && !env.iter().any(|(k, _)| flag_env(flag) == *k) {
                 cmd.arg(flag).arg(value);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::records::BrokerId;
 
 /// Why the controller refused or could not carry out an operation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ControllerError {
     /// This node is not the active controller; `leader` is the one it knows of.
     #[error("this node is not the active controller (leader: {leader:?})")]

@@ -9,10 +9,11 @@
 //! subscribes to the image ([`Controller::subscribe`]) and asks the active controller (the
 //! Raft leader) for changes: broker registration and heartbeats, topic and partition
 //! creation, ISR changes (AlterPartition), leader elections, producer-id blocks. A request
-//! made on a follower answers [`ControllerError::NotController`] with the leader it knows.
+//! made on a follower answers [`ControllerError::NotController`] with the leader it knows;
+//! [`Controller::request`] instead forwards it to the active controller over the
+//! controller listener and relays the answer, which is how the broker layer asks.
 //! The active controller also fences brokers whose heartbeats stop for
 //! `broker.session.timeout.ms` and moves their partitions' leadership within the ISR.
-//! The broker layer does not use any of this yet.
 
 mod error;
 mod image;
@@ -25,7 +26,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -46,7 +47,7 @@ pub use records::{
     BrokerId, LeaderChange, MetadataRecord, PartitionChange, PartitionRecord, RegisterBroker, Roles,
 };
 
-use network::{Identity, Network};
+use network::{Forwarder, Identity, Network, Peer};
 use store::{Applied, Proposal, RaftNodeId, StoreError, TypeConfig};
 
 /// How long a new leader may take to apply the log before it decides anything.
@@ -136,16 +137,99 @@ pub enum ControllerStartError {
 }
 
 /// What a broker heartbeat learns (Kafka's BrokerHeartbeat response, in part).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatAnswer {
     /// Whether the broker is (still) fenced.
     pub fenced: bool,
+}
+
+/// A request to the active controller, as [`Controller::request`] carries it (locally,
+/// or forwarded over the controller listener).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// Kafka's BrokerRegistration.
+    RegisterBroker(RegisterBroker),
+    /// Kafka's BrokerHeartbeat.
+    Heartbeat {
+        /// The broker.
+        node_id: BrokerId,
+        /// Its broker epoch, from its registration.
+        broker_epoch: i64,
+    },
+    /// CreateTopics, for one topic.
+    CreateTopic {
+        /// The topic's name.
+        name: String,
+        /// How many partitions (ignored with an assignment).
+        partitions: i32,
+        /// How many replicas each (ignored with an assignment).
+        replication_factor: i32,
+        /// An explicit replica list per partition.
+        assignment: Option<Vec<Vec<BrokerId>>>,
+        /// Config overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// CreatePartitions, for one topic.
+    CreatePartitions {
+        /// The topic's name.
+        name: String,
+        /// The new partition count.
+        total: i32,
+        /// An explicit replica list per new partition.
+        assignment: Option<Vec<Vec<BrokerId>>>,
+    },
+    /// DeleteTopics, for one topic.
+    DeleteTopic {
+        /// The topic's name.
+        name: String,
+    },
+    /// A topic's config changes: `Some` sets, `None` removes an override.
+    AlterConfigs {
+        /// The topic's name.
+        name: String,
+        /// The changes.
+        changes: BTreeMap<String, Option<String>>,
+    },
+    /// Kafka's AllocateProducerIds.
+    AllocateProducerIds {
+        /// The broker asking.
+        node_id: BrokerId,
+    },
+}
+
+/// The active controller's answer to a [`ControllerRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerReply {
+    /// A registration's broker epoch.
+    BrokerEpoch(i64),
+    /// A heartbeat's answer.
+    Heartbeat(HeartbeatAnswer),
+    /// A created or deleted topic's id.
+    TopicId(Uuid),
+    /// Done.
+    Done,
+    /// A block of producer ids, `[first, first + size)`.
+    ProducerIds {
+        /// The block's first id.
+        first: i64,
+        /// How many ids.
+        size: i64,
+    },
 }
 
 /// One controller voter. Cheap to clone; every clone is the same node.
 #[derive(Clone)]
 pub struct Controller {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("node_id", &self.inner.node_id)
+            .field("leader", &self.leader_id())
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -163,6 +247,10 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Set by [`Controller::shutdown`]: openraft's metrics keep their last values after.
     stopped: AtomicBool,
+    /// Who this node is to its peers, and the voters' addresses.
+    identity: Identity,
+    /// Idle connections to the active controller for forwarded requests.
+    forwarders: Mutex<Vec<Peer>>,
 }
 
 /// The controller's identity file, like Kafka's `meta.properties`.
@@ -269,7 +357,27 @@ impl Controller {
         )
         .await
         .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
-        let server = tokio::spawn(network::serve(listener, raft.clone(), identity));
+        // Forwarded requests reach the controller once it exists; before, the sender is told
+        // to retry.
+        let this: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
+        let forward: Forwarder = {
+            let this = this.clone();
+            Arc::new(move |request| {
+                let inner = this.get().and_then(Weak::upgrade);
+                Box::pin(async move {
+                    match inner {
+                        Some(inner) => Controller { inner }.execute(request).await,
+                        None => Err(ControllerError::NotController { leader: None }),
+                    }
+                })
+            })
+        };
+        let server = tokio::spawn(network::serve(
+            listener,
+            raft.clone(),
+            identity.clone(),
+            forward,
+        ));
 
         let initialized = raft
             .is_initialized()
@@ -303,8 +411,11 @@ impl Controller {
                 request_timeout: config.request_timeout,
                 tasks: Mutex::new(vec![server]),
                 stopped: AtomicBool::new(false),
+                identity,
+                forwarders: Mutex::new(Vec::new()),
             }),
         };
+        let _ = this.set(Arc::downgrade(&controller.inner));
         let fencer = tokio::spawn(fence_expired_brokers(Arc::downgrade(&controller.inner)));
         controller.tasks().push(fencer);
         Ok(controller)
@@ -357,6 +468,148 @@ impl Controller {
             .borrow()
             .current_leader
             .and_then(|id| BrokerId::try_from(id).ok())
+    }
+
+    /// The voters: node id → controller listener address.
+    pub fn voters(&self) -> &BTreeMap<RaftNodeId, String> {
+        &self.inner.identity.voters
+    }
+
+    /// Carries out `request` on the active controller: here when this node is it, else
+    /// forwarded to it over the controller listener. `NotController` (retriable) when no
+    /// leader is known or it cannot be reached.
+    pub async fn request(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerReply, ControllerError> {
+        if self.is_leader() {
+            return self.execute(request).await;
+        }
+        let leader = self
+            .leader_id()
+            .filter(|l| *l != self.inner.node_id)
+            .ok_or(ControllerError::NotController { leader: None })?;
+        let not_controller = ControllerError::NotController {
+            leader: Some(leader),
+        };
+        let target = RaftNodeId::try_from(leader).map_err(|_| not_controller.clone())?;
+        let address = self.voters().get(&target).cloned().ok_or(not_controller)?;
+        let mut peer = {
+            let mut idle = self
+                .inner
+                .forwarders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            idle.retain(|p| p.target() == target);
+            idle.pop()
+        }
+        .unwrap_or_else(|| Peer::new(self.inner.identity.clone(), target, address));
+        let timeout = self.inner.request_timeout + DECISION_WAIT + Duration::from_secs(1);
+        let answer = peer.forward(request, timeout).await;
+        if !matches!(answer, Err(ControllerError::NotController { leader: None })) {
+            self.inner
+                .forwarders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(peer);
+        }
+        answer
+    }
+
+    /// Carries out `request` here (on the active controller; elsewhere it fails with
+    /// `NotController`).
+    async fn execute(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerReply, ControllerError> {
+        match request {
+            ControllerRequest::RegisterBroker(registration) => self
+                .register_broker(registration)
+                .await
+                .map(ControllerReply::BrokerEpoch),
+            ControllerRequest::Heartbeat {
+                node_id,
+                broker_epoch,
+            } => self
+                .heartbeat(node_id, broker_epoch)
+                .await
+                .map(ControllerReply::Heartbeat),
+            ControllerRequest::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+                assignment,
+                configs,
+            } => self
+                .create_topic(&name, partitions, replication_factor, assignment, configs)
+                .await
+                .map(ControllerReply::TopicId),
+            ControllerRequest::CreatePartitions {
+                name,
+                total,
+                assignment,
+            } => self
+                .create_partitions(&name, total, assignment)
+                .await
+                .map(|()| ControllerReply::Done),
+            ControllerRequest::DeleteTopic { name } => {
+                self.delete_topic(&name).await.map(ControllerReply::TopicId)
+            }
+            ControllerRequest::AlterConfigs { name, changes } => self
+                .alter_topic_configs(&name, changes)
+                .await
+                .map(|()| ControllerReply::Done),
+            ControllerRequest::AllocateProducerIds { node_id } => self
+                .allocate_producer_ids(node_id)
+                .await
+                .map(|ids| ControllerReply::ProducerIds {
+                    first: ids.start,
+                    size: ids.end - ids.start,
+                }),
+        }
+    }
+
+    /// Deletes a topic (Kafka's `RemoveTopicRecord`). Returns its id.
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, ControllerError> {
+        let _decision = self.decide().await?;
+        let topic_id = self
+            .image()
+            .topic_by_name(name)
+            .map(|t| t.topic_id)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        self.propose(vec![MetadataRecord::DeleteTopic { topic_id }])
+            .await?;
+        Ok(topic_id)
+    }
+
+    /// Sets (`Some`) or removes (`None`) config overrides of a topic, all in one batch.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<(), ControllerError> {
+        let _decision = self.decide().await?;
+        let topic_id = self
+            .image()
+            .topic_by_name(name)
+            .map(|t| t.topic_id)
+            .ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let records = changes
+            .into_iter()
+            .map(|(name, value)| MetadataRecord::ConfigChange {
+                topic_id,
+                name,
+                value,
+            })
+            .collect();
+        self.propose(records).await
+    }
+
+    /// Waits until this node knows an active controller, at most `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) {
+        let mut metrics = self.inner.raft.metrics();
+        let known = metrics.wait_for(|m| m.current_leader.is_some());
+        let _ = tokio::time::timeout(timeout, known).await;
     }
 
     /// The metadata image as this node has applied it.

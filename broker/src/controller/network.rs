@@ -10,10 +10,18 @@
 //! length, bad JSON, a request before the handshake) closes that connection with a log
 //! line before anything reaches Raft, so it changes no state.
 //!
+//! Besides Raft's RPCs, the listener carries forwarded controller requests
+//! ([`ControllerRequest`]: broker registration and heartbeats, topic changes, producer-id
+//! blocks): a node that is not the active controller sends them to the one that is, as a
+//! Kafka broker forwards its requests to the active controller, and relays the answer.
+//!
 //! The voter list is Kafka's `controller.quorum.voters`: `1@host:port,2@host:port,…`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -31,6 +39,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::store::{RaftNodeId, TypeConfig};
+use super::{ControllerError, ControllerReply, ControllerRequest};
+
+/// What answers a forwarded request on the active controller.
+pub type Forwarder = Arc<
+    dyn Fn(
+            ControllerRequest,
+        )
+            -> Pin<Box<dyn Future<Output = Result<ControllerReply, ControllerError>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// The largest frame either side accepts; above it the connection is closed.
 pub const MAX_FRAME_BYTES: usize = 32 << 20;
@@ -130,6 +149,7 @@ enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<RaftNodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    Forward(ControllerRequest),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -140,6 +160,7 @@ enum Response {
     InstallSnapshot(
         Result<InstallSnapshotResponse<RaftNodeId>, RaftError<RaftNodeId, InstallSnapshotError>>,
     ),
+    Forward(Result<ControllerReply, ControllerError>),
 }
 
 /// What went wrong on a controller connection.
@@ -198,9 +219,15 @@ async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
 
 // ---- the server ----
 
-/// Serves the controller listener: answers the voters' Raft RPCs with `raft`. Runs until
-/// its task is aborted, which also closes every connection it accepted.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, identity: Identity) {
+/// Serves the controller listener: answers the voters' Raft RPCs with `raft` and forwarded
+/// controller requests with `forward`. Runs until its task is aborted, which also closes
+/// every connection it accepted.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    identity: Identity,
+    forward: Forwarder,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -214,9 +241,9 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, identity: Iden
                 continue;
             }
         };
-        let (raft, identity) = (raft.clone(), identity.clone());
+        let (raft, identity, forward) = (raft.clone(), identity.clone(), forward.clone());
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, &raft, &identity).await {
+            if let Err(e) = serve_connection(stream, &raft, &identity, &forward).await {
                 match e {
                     FrameError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
                     e => tracing::warn!(%peer, error = %e, "controller connection closed"),
@@ -230,6 +257,7 @@ async fn serve_connection(
     mut stream: TcpStream,
     raft: &Raft<TypeConfig>,
     identity: &Identity,
+    forward: &Forwarder,
 ) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
     let Some(hello) = read_frame::<_, Request>(&mut stream).await? else {
@@ -291,6 +319,7 @@ async fn serve_connection(
             Request::InstallSnapshot(rpc) => {
                 Response::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
+            Request::Forward(request) => Response::Forward(forward(request).await),
         };
         write_frame(&mut stream, &response).await?;
     }
@@ -383,6 +412,45 @@ impl Peer {
                 "controller RPC timed out",
             ))
         })?
+    }
+
+    /// A peer connection to `target` at `address`, for forwarding controller requests.
+    pub(crate) fn new(identity: Identity, target: RaftNodeId, address: String) -> Peer {
+        Peer {
+            identity,
+            target,
+            address,
+            connection: None,
+        }
+    }
+
+    /// The node this peer reaches.
+    pub(crate) fn target(&self) -> RaftNodeId {
+        self.target
+    }
+
+    /// Forwards a controller request to this peer (the active controller) and returns its
+    /// answer; a connection that fails answers `NotController` with no known leader, so
+    /// that the caller retries once the leader is known again.
+    pub(crate) async fn forward(
+        &mut self,
+        request: ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerReply, ControllerError> {
+        match self.call(Request::Forward(request), timeout).await {
+            Ok(Response::Forward(answer)) => answer,
+            Ok(_) => {
+                self.connection = None;
+                Err(ControllerError::Raft(format!(
+                    "node {} answered a forwarded request out of turn",
+                    self.target
+                )))
+            }
+            Err(e) => {
+                tracing::debug!(target_node = self.target, error = %e, "forwarding to the active controller failed");
+                Err(ControllerError::NotController { leader: None })
+            }
+        }
     }
 
     fn unreachable<E: std::error::Error>(

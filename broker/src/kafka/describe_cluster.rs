@@ -1,4 +1,5 @@
-//! DescribeCluster: the cluster id, the controller and the broker list (this broker).
+//! DescribeCluster: the cluster id, the active controller and the live brokers of the
+//! metadata image.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -21,17 +22,22 @@ pub(crate) fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Descr
             )))
             .with_endpoint_type(req.endpoint_type);
     }
-    let (host, port) = broker.config().advertised();
+    let (brokers, controller) = super::metadata::live_brokers(broker);
     DescribeClusterResponse::default()
         .with_endpoint_type(if ctx.version() >= 1 { BROKERS } else { 1 })
         .with_cluster_id(StrBytes::from_string(
             broker.topics().cluster_id().to_string(),
         ))
-        .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(broker.node_id()))
-                .with_host(StrBytes::from_string(host.to_string()))
-                .with_port(port),
-        ])
+        .with_controller_id(BrokerId(controller))
+        .with_brokers(
+            brokers
+                .into_iter()
+                .map(|(id, host, port)| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port)
+                })
+                .collect(),
+        )
 }

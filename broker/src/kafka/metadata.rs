@@ -1,5 +1,5 @@
-//! Metadata: the broker list (this one broker, at its advertised address), the cluster id
-//! and the asked topics with their partitions, creating missing topics when auto-creation
+//! Metadata: the broker list (every live broker of the metadata image, at its advertised
+//! address), the active controller, the cluster id and the asked topics with their partitions, creating missing topics when auto-creation
 //! is on and the client allows it: at most `MAX_AUTO_CREATED_PER_REQUEST` per request and
 //! none beyond `max.broker.partitions` partitions in the broker. A topic named several times
 //! is answered once.
@@ -75,18 +75,47 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
 
 /// The broker list, cluster id and controller: the parts every Metadata response shares.
 pub(crate) fn broker_metadata(broker: &Broker) -> MetadataResponse {
-    let (host, port) = broker.config().advertised();
+    let (brokers, controller) = live_brokers(broker);
     MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(broker.node_id()))
-                .with_host(StrBytes::from_string(host.to_string()))
-                .with_port(port),
-        ])
+        .with_brokers(
+            brokers
+                .into_iter()
+                .map(|(id, host, port)| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port)
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(StrBytes::from_string(
             broker.topics().cluster_id().to_string(),
         )))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(controller))
+}
+
+/// The live (registered, unfenced) brokers as (node id, advertised host, port), and the
+/// active controller's id (-1 when none is known), from the metadata image; a broker
+/// without a controller (unit tests) is a cluster of itself alone.
+pub(crate) fn live_brokers(broker: &Broker) -> (Vec<(i32, String, i32)>, i32) {
+    match broker.controller() {
+        Some(controller) => {
+            let image = controller.image();
+            let brokers = image
+                .live_brokers()
+                .map(|b| {
+                    let r = &b.registration;
+                    (r.node_id, r.host.clone(), i32::from(r.port))
+                })
+                .collect();
+            (brokers, controller.leader_id().unwrap_or(-1))
+        }
+        None => {
+            let (host, port) = broker.config().advertised();
+            let me = broker.node_id();
+            (vec![(me, host.to_string(), port)], me)
+        }
+    }
 }
 
 /// Most topics one Metadata request may auto-create; the rest are answered

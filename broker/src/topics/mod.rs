@@ -2,9 +2,10 @@
 //! configs, the ids they are known by, and producer id allocation.
 //!
 //! Layout in the data directory: each partition's log lives in `<topic>-<partition>/`
-//! (Kafka's layout); the metadata lives under `cluster/`: `cluster.json` (the cluster id),
-//! `topics/<topic>.json` (topic id, partition count, config overrides) and
-//! `producer-ids`. A topic exists once its JSON file is written (atomically, fsynced);
+//! (Kafka's layout); the metadata lives under `cluster/`: `topics/<topic>.json` (topic
+//! id, partition count, config overrides) and `producer-ids`. The cluster id is the
+//! node's identity (`meta.properties`, see [`crate::identity`]); `cluster/cluster.json`,
+//! where strand kept it before clusters, is only read from there. A topic exists once its JSON file is written (atomically, fsynced);
 //! deleting the file first makes deletion safe against a crash halfway.
 //!
 //! Every method here does blocking file I/O: call it from `spawn_blocking`.
@@ -49,12 +50,6 @@ struct TopicFile {
     configs: BTreeMap<String, String>,
 }
 
-/// What `cluster.json` holds.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct ClusterFile {
-    cluster_id: String,
-}
-
 /// All topics of the broker, by name and by id, with their persistence.
 #[derive(Debug)]
 pub struct TopicStore {
@@ -77,11 +72,13 @@ impl TopicStore {
     /// creates the internal topics when missing.
     pub fn open(
         data_dir: &Path,
+        cluster_id: String,
         defaults: TopicDefaults,
         default_partitions: i32,
     ) -> Result<TopicStore, TopicStoreError> {
         Self::open_in(
             Arc::new(LogDir::new(data_dir, 0)),
+            cluster_id,
             defaults,
             default_partitions,
         )
@@ -90,6 +87,7 @@ impl TopicStore {
     /// Like [`TopicStore::open`], in the data directory `log_dir` (with its reserve).
     pub fn open_in(
         log_dir: Arc<LogDir>,
+        cluster_id: String,
         defaults: TopicDefaults,
         default_partitions: i32,
     ) -> Result<TopicStore, TopicStoreError> {
@@ -98,7 +96,6 @@ impl TopicStore {
         let meta_dir = data_dir.join("cluster");
         let topics_dir = meta_dir.join("topics");
         std::fs::create_dir_all(&topics_dir).map_err(|e| TopicStoreError::io(&topics_dir, e))?;
-        let cluster_id = load_or_create_cluster_id(&meta_dir)?;
         let producer_ids = ProducerIds::open(&meta_dir)?;
         let store = TopicStore {
             data_dir: data_dir.to_path_buf(),
@@ -169,7 +166,7 @@ impl TopicStore {
         Ok(())
     }
 
-    /// The cluster id, created at first start and kept.
+    /// The cluster id (the node's `meta.properties`).
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
@@ -468,33 +465,6 @@ fn remove_log(log: &PartitionLog, dir: &Path) -> Result<(), TopicStoreError> {
     }
 }
 
-fn load_or_create_cluster_id(meta_dir: &Path) -> Result<String, TopicStoreError> {
-    let path = meta_dir.join("cluster.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let file: ClusterFile =
-                serde_json::from_slice(&bytes).map_err(|e| TopicStoreError::Corrupt {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            Ok(file.cluster_id)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = base64_url(random_uuid().as_bytes());
-            let json = serde_json::to_vec(&ClusterFile {
-                cluster_id: cluster_id.clone(),
-            })
-            .map_err(|e| TopicStoreError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            write_atomically(&path, &json)?;
-            Ok(cluster_id)
-        }
-        Err(e) => Err(TopicStoreError::io(&path, e)),
-    }
-}
-
 /// Writes a file so that after a crash it holds either the old or the new content.
 pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> Result<(), TopicStoreError> {
     let tmp = path.with_extension("tmp");
@@ -529,36 +499,4 @@ pub(crate) fn random_uuid() -> Uuid {
         bytes = (nanos ^ (&bytes as *const _ as u128)).to_le_bytes();
     }
     uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
-/// URL-safe base64 without padding, the form of Kafka's cluster ids.
-fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_id_is_22_url_safe_characters() {
-        let id = base64_url(random_uuid().as_bytes());
-        assert_eq!(id.len(), 22);
-        assert!(
-            id.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
-        assert_eq!(base64_url(b"Man"), "TWFu");
-    }
 }

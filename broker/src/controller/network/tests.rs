@@ -79,7 +79,9 @@ async fn node() -> Node {
     let raft = Raft::new(1, config, Network::new(identity.clone()), log, machine)
         .await
         .unwrap();
-    tokio::spawn(serve(listener, raft.clone(), identity));
+    let forward: Forwarder =
+        Arc::new(|_| Box::pin(async { Err(ControllerError::NotController { leader: None }) }));
+    tokio::spawn(serve(listener, raft.clone(), identity, forward));
     Node {
         _dir: dir,
         raft,
