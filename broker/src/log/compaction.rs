@@ -1,7 +1,8 @@
 //! Log compaction (`cleanup.policy=compact` or `compact,delete`): keep the newest record
 //! per key.
 //!
-//! A run looks at every segment except the active one (which is never touched). The first
+//! A run looks at every segment except the active one (which is never touched) and those
+//! not wholly below the high watermark. The first
 //! pass decodes their records and maps each key to the offset of its newest record; the
 //! second rewrites each segment that has something to remove: a record survives if it has
 //! no key, or it is its key's newest record and not a tombstone (null value) older than
@@ -39,7 +40,8 @@ use super::{CleanupPolicy, LogError};
 /// What the last compaction run left, so that a run with nothing to do is skipped.
 #[derive(Debug, Default)]
 pub(super) struct CleanerState {
-    /// Base offset of the active segment at the last run: everything below was cleaned.
+    /// Base offset of the first segment the last run left alone (the active one, or the
+    /// first not wholly committed): everything below was cleaned.
     cleaned_below: Option<i64>,
     /// `delete.retention.ms` of the last run.
     delete_retention_ms: i64,
@@ -70,19 +72,22 @@ impl PartitionLog {
         if config.cleanup_policy == CleanupPolicy::Delete {
             return Ok(report);
         }
+        // Kafka cleans nothing beyond the high watermark: an uncommitted record may yet be
+        // truncated, so it must not supersede a committed one.
         let (segments, active_base): (Vec<(Arc<SegmentFile>, u64)>, i64) = {
             let v = self.view();
-            let n = v.segments.len().saturating_sub(1);
+            let n = v
+                .segments
+                .len()
+                .saturating_sub(1)
+                .min(super::retention::below_high_watermark(&v));
             let segments = v
                 .segments
                 .values()
                 .take(n)
                 .map(|s| (Arc::clone(&s.file), s.size))
                 .collect();
-            (
-                segments,
-                v.segments.keys().next_back().copied().unwrap_or(0),
-            )
+            (segments, v.segments.keys().nth(n).copied().unwrap_or(0))
         };
         // Nothing new below the active segment and no tombstone due: a run would change
         // nothing, and the broker calls this periodically on every partition.

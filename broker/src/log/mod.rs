@@ -5,8 +5,9 @@
 //! Kafka RecordBatch v2 bytes exactly as the producer sent them, `.index` maps offsets to
 //! file positions sparsely and `.timeindex` maps timestamps to offsets sparsely. The *log
 //! start offset* is the first offset still readable, the *log end offset* the next offset
-//! to be assigned and, on this single-node broker, the *high watermark* equals the log end
-//! offset. Everything is reached through [`PartitionLog`], shared as `Arc<PartitionLog>`;
+//! to be assigned, and the *high watermark* the offset below which records are committed
+//! (held by every in-sync replica) and visible to consumers; the log moves its log end
+//! offset, the replica layer (`crate::replica`) moves the high watermark. Everything is reached through [`PartitionLog`], shared as `Arc<PartitionLog>`;
 //! all its methods are blocking and belong on a blocking thread.
 //!
 //! **Append** ([`PartitionLog::append`]): every batch of the request is checked (CRC32C,
@@ -16,7 +17,8 @@
 //! follows it, so it stays valid); then the buffer goes to the active segment in one
 //! `pwrite`, which is undone by truncation if it fails half-way (a full disk). The active
 //! segment rolls by size (`segment.bytes`) and age (`segment.ms`); a rolled segment is
-//! fsynced by a background thread (and by the next flush). Subscribers ([`PartitionLog::subscribe`]) learn of the new high watermark.
+//! fsynced by a background thread (and by the next flush). Subscribers
+//! ([`PartitionLog::subscribe`]) learn of each move of the high watermark.
 //!
 //! **Durability**: [`PartitionLog::flush_to`] is group commit: one caller fsyncs for
 //! everyone who appended meanwhile, the others wait on a condition variable. The flush
@@ -70,7 +72,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod timestamps;
 mod validate;
 
@@ -83,6 +85,6 @@ pub use error::LogError;
 pub use fd_cache::FdCache;
 pub use keyed::encode_keyed_batch;
 pub use log_dir::{LogDir, SpaceProbe, free_bytes};
-pub use partition::{AppendInfo, PartitionLog, ReadResult};
+pub use partition::{AppendInfo, FetchIsolation, PartitionLog, ReadResult};
 pub use retention::RetentionReport;
 pub use validate::{ProducePolicy, TimestampType, TopicCompression, decompressed_limit, prepare};

@@ -12,6 +12,16 @@
 //! own mutex and condition variable (group commit, see [`PartitionLog::flush_to`]).
 //! Maintenance (retention, compaction, DeleteRecords) is serialised by a third mutex.
 //! Lock order: cleaner, then writer, then view, then flush.
+//!
+//! Two offsets end the log: the *log end offset* (LEO), the offset the next appended record
+//! gets, and the *high watermark* (HW), below which records are *committed* (held by every
+//! in-sync replica) and visible to consumers. The log moves its LEO as it appends; the HW
+//! only moves when its owner says so ([`PartitionLog::advance_high_watermark`]): the
+//! replica layer, once the in-sync replicas have the records. Always log start offset <= HW
+//! <= LEO. As Kafka does for a partition it leads alone, a log that is its partition's only
+//! copy commits at once ([`PartitionLog::append`]). Kafka checkpoints the HW
+//! (`replication-offset-checkpoint`); strand does not yet, and opens a log with HW = the
+//! recovered LEO, which is right while a partition has one replica.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -47,6 +57,15 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// How far a read may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchIsolation {
+    /// Up to the high watermark: what consumers see (committed records only).
+    HighWatermark,
+    /// Up to the log end offset: what a follower replicates.
+    LogEnd,
+}
+
 /// Whole stored batches returned by a read.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
@@ -67,6 +86,7 @@ pub struct PartitionLog {
     pub(super) flush: Mutex<FlushState>,
     pub(super) flushed_cv: Condvar,
     pub(super) cleaner: Mutex<super::compaction::CleanerState>,
+    /// Announces every move of the high watermark (Fetch requests that wait for data).
     pub(super) hw: watch::Sender<i64>,
     /// Set once a file of the log is found deleted or replaced under it: the log is then
     /// offline (see [`PartitionLog::check_files`]).
@@ -85,6 +105,8 @@ pub(super) struct View {
     pub(super) segments: BTreeMap<i64, SegmentView>,
     pub(super) log_start: i64,
     pub(super) log_end: i64,
+    /// Offsets below this are committed; `log_start <= high_watermark <= log_end`.
+    pub(super) high_watermark: i64,
 }
 
 /// One segment as readers see it.
@@ -169,8 +191,22 @@ impl PartitionLog {
     }
 
     /// Validates and appends one or more concatenated RecordBatch v2, assigning offsets by
-    /// rewriting each `baseOffset` in place; nothing is written if any batch is bad.
+    /// rewriting each `baseOffset` in place; nothing is written if any batch is bad. The
+    /// log is taken to be its partition's only copy: the high watermark moves to the new
+    /// log end offset at once (the internal topics' writers and tools; replicated
+    /// partitions append through the replica layer with [`PartitionLog::append_uncommitted`]).
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        let info = self.append_uncommitted(batches)?;
+        if !info.duplicate {
+            self.advance_high_watermark(info.last_offset + 1);
+        }
+        Ok(info)
+    }
+
+    /// Like [`PartitionLog::append`], but leaves the high watermark where it is: the
+    /// records stay invisible to consumers until [`PartitionLog::advance_high_watermark`]
+    /// passes them (once the in-sync replicas have them).
+    pub fn append_uncommitted(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
         let len = batches.len() as u64;
         let result = self.append_unreported(batches);
         match &result {
@@ -266,7 +302,6 @@ impl PartitionLog {
             || (w.config.flush_ms < i64::MAX
                 && lock(&self.flush).last_flush.elapsed().as_millis() as i64 >= w.config.flush_ms);
         drop(w);
-        self.hw.send_replace(next);
         if flush_now {
             self.flush_to(next - 1)?;
         }
@@ -448,8 +483,9 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`
-    /// (the first batch is returned whole even when larger, if `min_one` is set).
+    /// Reads committed batches (below the high watermark), starting with the one containing
+    /// `offset`, up to `max_bytes` (the first batch is returned whole even when larger, if
+    /// `min_one` is set): what a consumer may see.
     ///
     /// Batches come from one segment per read, as in Kafka; the caller reads on from the
     /// offset after the last batch returned.
@@ -459,8 +495,22 @@ impl PartitionLog {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
+        self.read_to(offset, max_bytes, min_one, FetchIsolation::HighWatermark)
+    }
+
+    /// Reads whole batches like [`PartitionLog::read`], up to the high watermark or the log
+    /// end offset as `isolation` says. An offset beyond the log end offset is out of
+    /// range; one between the high watermark and the log end offset reads nothing (as in
+    /// Kafka, a consumer ahead of the high watermark waits rather than fails).
+    pub fn read_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: FetchIsolation,
+    ) -> Result<ReadResult, LogError> {
         self.check_online()?;
-        let (mut seg, mut pos, mut visible, hw, lso) = {
+        let (mut seg, mut pos, mut visible, hw, lso, limit) = {
             let v = self.view();
             if offset < v.log_start || offset > v.log_end {
                 return Err(LogError::OffsetOutOfRange {
@@ -469,23 +519,38 @@ impl PartitionLog {
                     log_end_offset: v.log_end,
                 });
             }
+            let limit = match isolation {
+                FetchIsolation::HighWatermark => v.high_watermark,
+                FetchIsolation::LogEnd => v.log_end,
+            };
             let empty = ReadResult {
                 records: Bytes::new(),
-                high_watermark: v.log_end,
+                high_watermark: v.high_watermark,
                 log_start_offset: v.log_start,
             };
-            if offset == v.log_end {
+            if offset >= limit {
                 return Ok(empty);
             }
             let Some((&base, s)) = v.segments.range(..=offset).next_back() else {
                 return Ok(empty);
             };
             let pos = index::lookup_offset(&s.index.offsets, base, offset);
-            (Arc::clone(&s.file), pos, s.size, v.log_end, v.log_start)
+            (
+                Arc::clone(&s.file),
+                pos,
+                s.size,
+                v.high_watermark,
+                v.log_start,
+                limit,
+            )
         };
         loop {
             if let Some(found) = find_batch(&seg, pos, visible, offset)? {
-                let records = read_batches(&seg, found, visible, max_bytes, min_one)?;
+                let records = if found.1.last_offset() >= limit {
+                    Bytes::new()
+                } else {
+                    read_batches(&seg, found, visible, max_bytes, min_one, limit)?
+                };
                 return Ok(ReadResult {
                     records,
                     high_watermark: hw,
@@ -493,11 +558,11 @@ impl PartitionLog {
                 });
             }
             // Nothing at or after `offset` in this segment (compaction left a gap at its
-            // end): go on with the next one.
+            // end): go on with the next one, if it starts below the limit.
             let v = self.view();
             let next = v
                 .segments
-                .range(seg.base_offset + 1..)
+                .range(seg.base_offset + 1..limit.max(seg.base_offset + 1))
                 .next()
                 .map(|(_, s)| (Arc::clone(&s.file), s.size));
             let Some((file, size)) = next else {
@@ -521,10 +586,34 @@ impl PartitionLog {
         self.view().log_end
     }
 
-    /// Offset up to which consumers may read; equal to the log end offset on a single
-    /// node, since every appended record is at once fully replicated.
+    /// Offset up to which consumers may read: every record below it is committed.
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        self.view().high_watermark
+    }
+
+    /// Moves the high watermark forward to `offset`, never past the log end offset and
+    /// never back; returns the high watermark after the move, and tells subscribers when
+    /// it moved.
+    pub fn advance_high_watermark(&self, offset: i64) -> i64 {
+        let (moved, hw) = {
+            let mut v = self.view_mut();
+            let target = offset.min(v.log_end);
+            if target > v.high_watermark {
+                v.high_watermark = target;
+                (true, target)
+            } else {
+                (false, v.high_watermark)
+            }
+        };
+        if moved {
+            // Sent after the view changed: a woken reader finds the records.
+            self.hw.send_if_modified(|current| {
+                let changed = *current < hw;
+                *current = (*current).max(hw);
+                changed
+            });
+        }
+        hw
     }
 
     /// Notifications of high watermark changes, for Fetch requests that wait for data.
@@ -811,13 +900,15 @@ fn find_batch(
     Ok(None)
 }
 
-/// Reads whole batches from `start` up to `max_bytes` in one `pread`, into a pooled buffer.
+/// Reads whole batches from `start` up to `max_bytes` in one `pread`, into a pooled buffer,
+/// stopping before the first batch at or beyond `limit`.
 fn read_batches(
     seg: &SegmentFile,
     (start, first): (u64, BatchHeader),
     end: u64,
     max_bytes: usize,
     min_one: bool,
+    limit: i64,
 ) -> Result<Bytes, LogError> {
     let available = (end - start) as usize;
     let first_size = first.total_size();
@@ -835,6 +926,11 @@ fn read_batches(
     let mut whole = 0;
     while let Some(h) = BatchHeader::parse(&read[whole..]) {
         if whole + h.total_size() > read.len() || h.check_shape().is_err() {
+            break;
+        }
+        // The limit is a replica's log end, so it falls between batches; a batch it would
+        // cut stays out whole rather than show records past it.
+        if h.last_offset() >= limit {
             break;
         }
         whole += h.total_size();

@@ -273,6 +273,9 @@ fn open_segments(
             segments,
             log_start,
             log_end,
+            // Kafka would read the replication-offset-checkpoint here; a partition with
+            // one replica has committed everything it recovered.
+            high_watermark: log_end,
         }),
         flush: Mutex::new(FlushState {
             flushed: log_end,

@@ -61,7 +61,12 @@ impl PartitionLog {
                     by_size += 1;
                 }
             }
-            by_time.max(by_size).max(below_log_start(&v))
+            // Kafka deletes only what is committed: an uncommitted record may yet be
+            // truncated, and its segment is still the replicas' to agree on.
+            by_time
+                .max(by_size)
+                .max(below_log_start(&v))
+                .min(below_high_watermark(&v))
         };
         self.delete_oldest(&mut w, n)
     }
@@ -74,7 +79,7 @@ impl PartitionLog {
         let mut w = lock(&self.writer);
         {
             let v = self.view();
-            if offset > v.log_end || offset < 0 {
+            if offset > v.high_watermark || offset < 0 {
                 return Err(LogError::OffsetOutOfRange {
                     offset,
                     log_start_offset: v.log_start,
@@ -142,6 +147,21 @@ impl PartitionLog {
         }
         segment::sync_dir(&self.dir)?;
         Ok(report)
+    }
+}
+
+/// How many of the oldest segments lie wholly below the high watermark (the active one
+/// too when everything is committed).
+pub(super) fn below_high_watermark(v: &super::partition::View) -> usize {
+    let bases: Vec<i64> = v.segments.keys().copied().collect();
+    let rolled = bases
+        .windows(2)
+        .take_while(|pair| pair[1] <= v.high_watermark)
+        .count();
+    if rolled + 1 == bases.len() && v.high_watermark == v.log_end {
+        bases.len()
+    } else {
+        rolled
     }
 }
 

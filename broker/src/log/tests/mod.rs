@@ -4,6 +4,7 @@
 mod basic;
 mod cleaning;
 mod faults;
+mod high_watermark;
 mod model;
 
 use std::path::Path;
