@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::controller::Controller;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::{LogDir, PartitionLog};
+use crate::replica::ReplicaManager;
 use crate::topics::{CONSUMER_OFFSETS, SCHEMAS, TopicDefaults, TopicStore, TopicStoreError};
 
 /// Settings of the broker (a subset of Kafka's broker configs).
@@ -87,6 +88,7 @@ impl BrokerConfig {
 pub struct Broker {
     config: BrokerConfig,
     topics: TopicStore,
+    replicas: ReplicaManager,
     groups: GroupCoordinator,
     /// The controller quorum member of this node, once `strand serve` started it; without
     /// one (unit tests) the broker answers as a cluster of itself alone.
@@ -113,9 +115,11 @@ impl Broker {
                 reason: e.to_string(),
             }
         })?;
+        let replicas = ReplicaManager::new(config.node_id, config.acks_all_fsync);
         Ok(Broker {
             config,
             topics,
+            replicas,
             groups,
             controller: OnceLock::new(),
         })
@@ -144,6 +148,11 @@ impl Broker {
     /// Topics, partitions and configs.
     pub fn topics(&self) -> &TopicStore {
         &self.topics
+    }
+
+    /// This broker's partitions as replicas: appends, the high watermark, reads.
+    pub fn replicas(&self) -> &ReplicaManager {
+        &self.replicas
     }
 
     /// What is wrong with the broker's storage (a log dir short of space, partitions whose

@@ -1,15 +1,20 @@
 //! strand-broker: the log store and the Kafka protocol server of strand.
 //!
 //! Data flows in from a Kafka client's socket through `kafka` (framing, request
-//! headers, one handler module per API family) into the partition logs of [`log`]
-//! (segments of Kafka RecordBatch v2 bytes, kept verbatim, with sparse offset and time
-//! indexes), and back out again as whole stored batches on Fetch.
+//! headers, one handler module per API family), through the replica layer of [`replica`]
+//! (each partition's leader, high watermark and `acks` wait) into the partition logs of
+//! [`log`] (segments of Kafka RecordBatch v2 bytes, kept verbatim, with sparse offset and
+//! time indexes), and back out again as whole stored batches on Fetch, up to the high
+//! watermark.
 //!
 //! Where to look:
 //! - [`Broker`]: what `strand serve` runs: opens the data directory, serves the Kafka
 //!   listener, runs the background flush and cleaner.
 //! - [`log`]: one partition's durable log: segments, indexes, recovery, retention,
 //!   compaction, group-commit fsync.
+//! - [`replica`]: this broker's partitions as replicas (Kafka's ReplicaManager and
+//!   Partition): the domain of Produce and Fetch, the high watermark and the `acks` wait;
+//!   the handlers of [`kafka`] only translate to and from it.
 //! - [`kafka`]: the wire protocol server (connection framing, dispatch, handlers).
 //! - [`GuardedAllocator`]: the allocator `strand serve` runs on, so that a request
 //!   announcing billions of elements cannot abort the process.
@@ -30,6 +35,7 @@ pub mod kafka;
 pub mod lifecycle;
 pub mod log;
 mod parallel;
+pub mod replica;
 mod shutdown;
 pub mod topics;
 

@@ -1,15 +1,15 @@
 //! DeleteRecords: moves a partition's log start offset forward (offset -1 means the high
-//! watermark), making everything before it unreadable and its whole segments deletable.
+//! watermark), making everything before it unreadable and its whole segments deletable;
+//! the replica layer ([`crate::replica::Partition::delete_records_before`]) does it, and
+//! refuses an offset beyond the high watermark (`OFFSET_OUT_OF_RANGE`).
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::dispatch::RequestContext;
-use super::error::{internal_error, log_error};
-use super::lookup;
+use super::error::{internal_error, replica_error};
 
 /// Answers DeleteRecords.
 pub(crate) async fn handle(
@@ -18,10 +18,14 @@ pub(crate) async fn handle(
 ) -> DeleteRecordsResponse {
     let broker = ctx.broker.clone();
     let topics = tokio::task::spawn_blocking(move || {
+        let replicas = broker.replicas();
+        let store = broker.topics();
         req.topics
             .into_iter()
             .map(|t| {
-                let topic = lookup::topic(&broker, &t.name, Default::default(), false);
+                let topic = replicas
+                    .topic(store, &t.name, Default::default(), false)
+                    .map_err(|e| replica_error(&e));
                 let partitions = t
                     .partitions
                     .into_iter()
@@ -29,22 +33,13 @@ pub(crate) async fn handle(
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
-                        let log = topic.as_ref().map_err(|e| *e).and_then(|t| {
-                            t.partition(p.partition_index)
-                                .ok_or(ResponseError::UnknownTopicOrPartition)
+                        let deleted = topic.as_ref().map_err(|e| *e).and_then(|topic| {
+                            let partition = replicas.partition(store, topic, p.partition_index)?;
+                            Ok(partition.delete_records_before(p.offset)?)
                         });
-                        let log = match log {
-                            Ok(log) => log,
-                            Err(e) => return result.with_error_code(e.code()),
-                        };
-                        let offset = if p.offset == -1 {
-                            log.high_watermark()
-                        } else {
-                            p.offset
-                        };
-                        match log.delete_records_before(offset) {
+                        match deleted {
                             Ok(low) => result.with_low_watermark(low),
-                            Err(e) => result.with_error_code(log_error(&e).code()),
+                            Err(e) => result.with_error_code(e.code()),
                         }
                     })
                     .collect();

@@ -3,6 +3,7 @@
 use kafka_protocol::ResponseError;
 
 use crate::log::LogError;
+use crate::replica::ReplicaError;
 use crate::topics::TopicStoreError;
 
 /// The Kafka error code for a log error.
@@ -22,6 +23,30 @@ pub(crate) fn log_error(e: &LogError) -> ResponseError {
         | LogError::Offline { .. }
         | LogError::NoSpace { .. }
         | LogError::Encode(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// The Kafka error code for a replica-layer error (Produce, Fetch, ListOffsets,
+/// DeleteRecords).
+pub(crate) fn replica_error(e: &ReplicaError) -> ResponseError {
+    match e {
+        ReplicaError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
+        ReplicaError::UnknownTopicId(_) => ResponseError::UnknownTopicId,
+        ReplicaError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
+        ReplicaError::InternalTopic(_) => ResponseError::InvalidTopicException,
+        ReplicaError::CorruptRecords => ResponseError::CorruptMessage,
+        ReplicaError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        ReplicaError::RequestTimedOut { .. } => ResponseError::RequestTimedOut,
+        ReplicaError::Log(e) => log_error(e),
+        ReplicaError::Internal(_) => ResponseError::UnknownServerError,
+    }
+}
+
+impl From<ReplicaError> for ResponseError {
+    fn from(e: ReplicaError) -> ResponseError {
+        replica_error(&e)
     }
 }
 

@@ -1,35 +1,40 @@
-//! ListOffsets: offsets by time. The special timestamps are Kafka's: -2 the log start
-//! offset (earliest), -1 the high watermark (latest), -3 the record with the largest
-//! timestamp, -4 the earliest local offset (= earliest here); any other timestamp finds
-//! the first record whose timestamp is at or after it.
+//! ListOffsets: offsets by time, answered by the replica layer
+//! ([`crate::replica::Partition::fetch_offset_for_timestamp`]). The special timestamps are
+//! Kafka's: -2 the log start offset (earliest), -1 the high watermark (latest), -3 the
+//! record with the largest timestamp, -4 the earliest local offset (= earliest here); any
+//! other timestamp finds the first record whose timestamp is at or after it.
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::dispatch::RequestContext;
-use super::error::{internal_error, log_error};
-use super::lookup;
-use crate::log::{LogError, PartitionLog};
+use super::error::replica_error;
+use crate::replica::{Partition, ReplicaError};
 
-const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
-const MAX_TIMESTAMP: i64 = -3;
-const EARLIEST_LOCAL: i64 = -4;
-const LATEST_TIERED: i64 = -5;
+/// One partition to look up, and where its answer goes.
+struct Lookup {
+    topic: usize,
+    partition: usize,
+    replica: Arc<Partition>,
+    timestamp: i64,
+}
 
 /// Answers ListOffsets.
 pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let broker = &ctx.broker;
+    let replicas = broker.replicas();
+    let topics_store = broker.topics();
     let version = ctx.version();
     let mut topics = Vec::with_capacity(req.topics.len());
-    let mut jobs: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    let mut lookups: Vec<Lookup> = Vec::new();
     for (ti, t) in req.topics.into_iter().enumerate() {
-        let topic = lookup::topic(broker, &t.name, Default::default(), false);
+        let topic = replicas
+            .topic(topics_store, &t.name, Default::default(), false)
+            .map_err(|e| replica_error(&e));
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for (pi, p) in t.partitions.into_iter().enumerate() {
             let mut resp = ListOffsetsPartitionResponse::default()
@@ -37,15 +42,18 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let log = topic.as_ref().map_err(|e| *e).and_then(|t| {
-                t.partition(p.partition_index)
-                    .ok_or(ResponseError::UnknownTopicOrPartition)
+            let partition = topic.as_ref().map_err(|e| *e).and_then(|topic| {
+                let partition = replicas.partition(topics_store, topic, p.partition_index)?;
+                partition.check_leader_epoch(p.current_leader_epoch)?;
+                Ok(partition)
             });
-            match log {
-                Ok(_) if p.current_leader_epoch > 0 => {
-                    resp.error_code = ResponseError::UnknownLeaderEpoch.code()
-                }
-                Ok(log) => jobs.push((ti, pi, log, p.timestamp)),
+            match partition {
+                Ok(replica) => lookups.push(Lookup {
+                    topic: ti,
+                    partition: pi,
+                    replica,
+                    timestamp: p.timestamp,
+                }),
                 Err(e) => resp.error_code = e.code(),
             }
             partitions.push(resp);
@@ -56,39 +64,39 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
                 .with_partitions(partitions),
         );
     }
-    if jobs.is_empty() {
+    if lookups.is_empty() {
         return ListOffsetsResponse::default().with_topics(topics);
     }
-    let lookups: Vec<(usize, usize, i64, Arc<PartitionLog>)> = jobs
-        .into_iter()
-        .map(|(t, p, log, ts)| (t, p, ts, log))
-        .collect();
     let found = tokio::task::spawn_blocking(move || {
         lookups
             .into_iter()
-            .map(|(t, p, ts, log)| (t, p, find(&log, ts)))
+            .map(|l| {
+                let found = l.replica.fetch_offset_for_timestamp(l.timestamp);
+                (l, found)
+            })
             .collect::<Vec<_>>()
     })
-    .await;
+    .await
+    .map_err(ReplicaError::internal);
     match found {
         Ok(found) => {
-            for (t, p, result) in found {
-                let resp = &mut topics[t].partitions[p];
+            for (l, result) in found {
+                let resp = &mut topics[l.topic].partitions[l.partition];
                 match result {
                     Ok(Some((offset, timestamp))) => {
                         resp.offset = offset;
                         resp.timestamp = timestamp;
                         if version >= 4 {
-                            resp.leader_epoch = 0;
+                            resp.leader_epoch = l.replica.leader_epoch();
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => resp.error_code = log_error(&e).code(),
+                    Err(e) => resp.error_code = replica_error(&e).code(),
                 }
             }
         }
         Err(e) => {
-            let code = internal_error(&e).code();
+            let code = replica_error(&e).code();
             for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                 if p.error_code == 0 {
                     p.error_code = code;
@@ -97,15 +105,4 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
         }
     }
     ListOffsetsResponse::default().with_topics(topics)
-}
-
-/// The (offset, timestamp) answered for `timestamp` (blocking).
-fn find(log: &PartitionLog, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
-    Ok(match timestamp {
-        LATEST | LATEST_TIERED => Some((log.high_watermark(), -1)),
-        EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset(), -1)),
-        MAX_TIMESTAMP => log.max_timestamp().map(|(ts, offset)| (offset, ts)),
-        ts if ts >= 0 => log.offset_for_timestamp(ts)?,
-        _ => None,
-    })
 }

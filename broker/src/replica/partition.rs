@@ -1,0 +1,335 @@
+//! [`Partition`]: one (topic, partition) as this broker's replica of it, in the shape of
+//! Kafka's `Partition`: its log, its role (leader or follower) and leader epoch, and, on
+//! the leader, the in-sync replica set (ISR) and each follower's log end offset, from
+//! which it moves the high watermark.
+//!
+//! The high watermark is the smallest log end offset over the ISR: a record below it is
+//! held by every in-sync replica, so it survives the loss of any of them and consumers may
+//! see it. Today every partition has one replica, this broker, which leads it in epoch 0
+//! with an ISR of itself: the high watermark follows the log end offset at each append,
+//! and an `acks=all` append is committed as soon as it is in the log. The followers' map
+//! and the wait for the high watermark in [`Partition::wait_committed`] are where
+//! follower fetching will plug in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::ReplicaError;
+use crate::log::{AppendInfo, FetchIsolation, PartitionLog, ProducePolicy, ReadBuf, TimestampType};
+use crate::topics::Topic;
+
+/// ListOffsets' special timestamps, as Kafka defines them.
+pub(crate) mod timestamps {
+    /// The high watermark (the offset the next committed record gets).
+    pub(crate) const LATEST: i64 = -1;
+    /// The log start offset.
+    pub(crate) const EARLIEST: i64 = -2;
+    /// The record with the largest timestamp.
+    pub(crate) const MAX_TIMESTAMP: i64 = -3;
+    /// The earliest offset on local disk (= the log start offset: nothing is tiered).
+    pub(crate) const EARLIEST_LOCAL: i64 = -4;
+    /// The latest tiered offset (= the high watermark: nothing is tiered).
+    pub(crate) const LATEST_TIERED: i64 = -5;
+}
+
+/// What this broker is for the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Takes appends and moves the high watermark.
+    Leader,
+    /// Copies the leader's log (not yet: every partition is led by its only replica).
+    #[allow(dead_code)]
+    Follower {
+        /// The leader's node id.
+        leader: i32,
+    },
+}
+
+/// The leader's view of one follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FollowerState {
+    /// The follower's log end offset, as its last fetch told.
+    pub(crate) log_end_offset: i64,
+}
+
+/// Replication state, changed by leadership changes and follower fetches.
+#[derive(Debug)]
+struct ReplicaState {
+    role: Role,
+    leader_epoch: i32,
+    /// Node ids of the in-sync replicas, this broker included when it leads.
+    isr: Vec<i32>,
+    /// The other replicas, by node id (empty while partitions have one replica).
+    followers: HashMap<i32, FollowerState>,
+}
+
+/// One partition as this broker's replica of it.
+#[derive(Debug)]
+pub struct Partition {
+    topic: Arc<Topic>,
+    index: i32,
+    node_id: i32,
+    log: Arc<PartitionLog>,
+    state: Mutex<ReplicaState>,
+}
+
+/// A successful append on the leader: the offsets the log gave and the partition's
+/// `log_append_time_ms` (-1 unless the topic uses `LogAppendTime`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeaderAppendInfo {
+    /// What the log assigned.
+    pub(crate) info: AppendInfo,
+    /// The broker's clock stamped into the batches, or -1 for `CreateTime` topics.
+    pub(crate) log_append_time_ms: i64,
+}
+
+/// Records read from a partition, with its offsets at the time of the read.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionRead {
+    /// Whole stored batches, as the log holds them.
+    pub(crate) records: Bytes,
+    /// The high watermark.
+    pub(crate) high_watermark: i64,
+    /// The log start offset.
+    pub(crate) log_start_offset: i64,
+}
+
+fn lock(m: &Mutex<ReplicaState>) -> std::sync::MutexGuard<'_, ReplicaState> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Partition {
+    /// Partition `index` of `topic`, backed by `log`, led by this broker (`node_id`) alone.
+    pub(crate) fn new_sole_leader(
+        topic: Arc<Topic>,
+        index: i32,
+        node_id: i32,
+        log: Arc<PartitionLog>,
+    ) -> Partition {
+        Partition {
+            topic,
+            index,
+            node_id,
+            log,
+            state: Mutex::new(ReplicaState {
+                role: Role::Leader,
+                leader_epoch: 0,
+                isr: vec![node_id],
+                followers: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The topic.
+    pub(crate) fn topic(&self) -> &Arc<Topic> {
+        &self.topic
+    }
+
+    /// The partition index.
+    pub(crate) fn index(&self) -> i32 {
+        self.index
+    }
+
+    /// The partition's log on this broker.
+    pub(crate) fn log(&self) -> &Arc<PartitionLog> {
+        &self.log
+    }
+
+    /// The current leader epoch.
+    pub(crate) fn leader_epoch(&self) -> i32 {
+        lock(&self.state).leader_epoch
+    }
+
+    /// Node ids of the in-sync replicas.
+    #[cfg(test)]
+    pub(crate) fn isr(&self) -> Vec<i32> {
+        lock(&self.state).isr.clone()
+    }
+
+    /// Whether this broker leads the partition.
+    pub(crate) fn is_leader(&self) -> bool {
+        lock(&self.state).role == Role::Leader
+    }
+
+    /// The high watermark: offsets below it are committed.
+    pub(crate) fn high_watermark(&self) -> i64 {
+        self.log.high_watermark()
+    }
+
+    /// Checks a request's `current_leader_epoch` (-1: none given) against this replica's,
+    /// as KIP-320 asks.
+    pub(crate) fn check_leader_epoch(&self, requested: i32) -> Result<(), ReplicaError> {
+        let current = self.leader_epoch();
+        if requested < 0 || requested == current {
+            Ok(())
+        } else if requested > current {
+            Err(ReplicaError::UnknownLeaderEpoch { requested, current })
+        } else {
+            Err(ReplicaError::FencedLeaderEpoch { requested, current })
+        }
+    }
+
+    /// Validates `batches` against the topic's `policy` and appends them as the leader
+    /// (blocking), then moves the high watermark as far as the ISR allows. The records
+    /// are not committed until the high watermark passes them: see
+    /// [`Partition::wait_committed`].
+    pub(crate) fn append_as_leader(
+        &self,
+        batches: &mut ReadBuf,
+        policy: &ProducePolicy,
+    ) -> Result<LeaderAppendInfo, ReplicaError> {
+        if !self.is_leader() {
+            return Err(ReplicaError::NotLeaderOrFollower {
+                topic: self.topic.name().to_string(),
+                partition: self.index,
+            });
+        }
+        let now = crate::shutdown::now_ms();
+        let log_append_time_ms = match policy.timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => -1,
+        };
+        let info = match crate::log::prepare(batches.as_mut_slice(), policy, now)? {
+            None => self.log.append_uncommitted(batches.as_mut_slice())?,
+            Some(mut rewritten) => self.log.append_uncommitted(&mut rewritten)?,
+        };
+        self.maybe_increment_high_watermark();
+        Ok(LeaderAppendInfo {
+            info,
+            log_append_time_ms,
+        })
+    }
+
+    /// Moves the high watermark to the smallest log end offset over the ISR, if that is
+    /// further; returns the high watermark.
+    pub(crate) fn maybe_increment_high_watermark(&self) -> i64 {
+        let candidate = {
+            let state = lock(&self.state);
+            if state.role != Role::Leader {
+                return self.log.high_watermark();
+            }
+            let leader_end = self.log.log_end_offset();
+            state
+                .isr
+                .iter()
+                .filter(|&&id| id != self.node_id)
+                .map(|id| {
+                    state
+                        .followers
+                        .get(id)
+                        .map_or(self.log.high_watermark(), |f| f.log_end_offset)
+                })
+                .fold(leader_end, i64::min)
+        };
+        self.log.advance_high_watermark(candidate)
+    }
+
+    /// Makes `isr` the in-sync replicas and sets the followers' log end offsets, as
+    /// follower fetches and AlterPartition will (tests only, until they exist).
+    #[cfg(test)]
+    pub(crate) fn set_replicas_for_test(&self, isr: Vec<i32>, followers: &[(i32, i64)]) {
+        let mut state = lock(&self.state);
+        state.isr = isr;
+        state.followers = followers
+            .iter()
+            .map(|&(id, log_end_offset)| (id, FollowerState { log_end_offset }))
+            .collect();
+    }
+
+    /// Whether the ISR holds everything below `offset` (the high watermark reached it).
+    /// Kafka also answers `NOT_ENOUGH_REPLICAS_AFTER_APPEND` here when the ISR shrank
+    /// below `min.insync.replicas`; with one replica it cannot.
+    fn reached(&self, offset: i64) -> bool {
+        self.log.high_watermark() >= offset
+    }
+
+    /// Waits until the records below `offset` are committed (every in-sync replica has
+    /// them), at most `timeout`; then, with `fsync`, until the leader's log has them on
+    /// disk (strand's `acks=all` durability on top of Kafka's). This is the completion of
+    /// an `acks=all` append, Kafka's `DelayedProduce`.
+    pub(crate) async fn wait_committed(
+        self: Arc<Self>,
+        offset: i64,
+        timeout: Duration,
+        fsync: bool,
+    ) -> Result<(), ReplicaError> {
+        // Subscribed before the check, so a move in between still wakes us.
+        let mut hw = self.log.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.reached(offset) {
+            match tokio::time::timeout_at(deadline, hw.changed()).await {
+                Ok(Ok(())) => {}
+                // The log went away (topic deleted): the append's fate is unknown.
+                Ok(Err(_)) => {
+                    return Err(ReplicaError::UnknownTopicOrPartition {
+                        topic: self.topic.name().to_string(),
+                        partition: self.index,
+                    });
+                }
+                Err(_) => {
+                    return Err(ReplicaError::RequestTimedOut {
+                        offset,
+                        timeout_ms: timeout.as_millis() as u64,
+                    });
+                }
+            }
+        }
+        if fsync {
+            let log = Arc::clone(&self.log);
+            tokio::task::spawn_blocking(move || log.flush_to(offset - 1))
+                .await
+                .map_err(ReplicaError::internal)??;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset`, up to `max_bytes` (the first batch whole when
+    /// `min_one`), no further than `isolation` allows (blocking).
+    pub(crate) fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: FetchIsolation,
+    ) -> Result<PartitionRead, ReplicaError> {
+        let r = self.log.read_to(offset, max_bytes, min_one, isolation)?;
+        Ok(PartitionRead {
+            records: r.records,
+            high_watermark: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+        })
+    }
+
+    /// The (offset, timestamp) ListOffsets answers for `timestamp`, one of
+    /// [`timestamps`]' or a time (blocking); only committed records are found, as for a
+    /// consumer reading uncommitted-isolated up to the high watermark.
+    pub(crate) fn fetch_offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, ReplicaError> {
+        use timestamps::*;
+        let hw = self.log.high_watermark();
+        let committed = |found: Option<(i64, i64)>| found.filter(|&(offset, _)| offset < hw);
+        Ok(match timestamp {
+            LATEST | LATEST_TIERED => Some((hw, -1)),
+            EARLIEST | EARLIEST_LOCAL => Some((self.log.log_start_offset(), -1)),
+            MAX_TIMESTAMP => committed(self.log.max_timestamp().map(|(ts, o)| (o, ts))),
+            ts if ts >= 0 => committed(self.log.offset_for_timestamp(ts)?),
+            _ => None,
+        })
+    }
+
+    /// Moves the log start offset to `offset` (-1: the high watermark), for DeleteRecords
+    /// (blocking); returns the new log start offset (the low watermark).
+    pub(crate) fn delete_records_before(&self, offset: i64) -> Result<i64, ReplicaError> {
+        let offset = if offset == -1 {
+            self.log.high_watermark()
+        } else {
+            offset
+        };
+        Ok(self.log.delete_records_before(offset)?)
+    }
+}

@@ -1,0 +1,295 @@
+//! Tests of the replica layer on a real topic store: the high watermark never passes the
+//! log end offset, a fetch never returns past it, and `acks=all` waits for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::append::LeaderAppend;
+use super::*;
+use crate::log::testutil::{batch_of, decode};
+use crate::log::{BUFFERS, FetchIsolation};
+use crate::topics::{TopicConfig, TopicDefaults};
+
+/// Memory without limit, for fetches in tests.
+struct Unbounded;
+
+struct AnyGrant(usize);
+
+impl FetchGrant for AnyGrant {
+    fn bytes(&self) -> usize {
+        self.0
+    }
+    fn is_whole_budget(&self) -> bool {
+        true
+    }
+    fn try_grow(&mut self, to: usize) -> bool {
+        self.0 = to;
+        true
+    }
+    fn shrink(&mut self, to: usize) {
+        self.0 = self.0.min(to);
+    }
+}
+
+impl FetchMemory for Unbounded {
+    type Grant = AnyGrant;
+    fn grant(&self, want: usize, _need: usize) -> impl Future<Output = AnyGrant> + Send {
+        std::future::ready(AnyGrant(want))
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    topics: TopicStore,
+    replicas: ReplicaManager,
+}
+
+fn fixture(acks_all_fsync: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let topics = TopicStore::open(dir.path(), TopicDefaults::default(), 1).unwrap();
+    topics.create_topic("t", 1, TopicConfig::default()).unwrap();
+    Fixture {
+        _dir: dir,
+        topics,
+        replicas: ReplicaManager::new(1, acks_all_fsync),
+    }
+}
+
+impl Fixture {
+    fn partition(&self) -> Arc<Partition> {
+        let topic = self
+            .replicas
+            .topic(&self.topics, "t", Default::default(), false)
+            .unwrap();
+        self.replicas.partition(&self.topics, &topic, 0).unwrap()
+    }
+
+    async fn produce(&self, seed: u32, records: usize) -> Vec<LeaderAppend> {
+        let entry = AppendEntry {
+            partition: self.partition(),
+            records: Some(Bytes::from(batch_of(seed, records, 0, 10))),
+        };
+        self.replicas
+            .append_records(&self.topics, vec![entry])
+            .await
+    }
+
+    async fn fetch(&self, offset: i64, min_bytes: usize, max_wait: Duration) -> FetchOutcome {
+        let params = FetchParams {
+            max_bytes: 1 << 20,
+            min_bytes,
+            max_wait,
+            isolation: FetchIsolation::HighWatermark,
+        };
+        let target = FetchTarget {
+            partition: self.partition(),
+            offset,
+            max_bytes: 1 << 20,
+        };
+        let (mut outcomes, _) = self
+            .replicas
+            .fetch_messages(params, vec![target], &Unbounded)
+            .await;
+        outcomes.remove(0)
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_sole_leader_commits_each_append_at_once() {
+    rt().block_on(async {
+        let f = fixture(true);
+        let appended = f.produce(1, 3).await;
+        let outcomes = f
+            .replicas
+            .complete_acks_all(appended, Duration::from_secs(30))
+            .await;
+        let info = outcomes[0].result.as_ref().unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (0, 2));
+        let p = f.partition();
+        assert_eq!(p.high_watermark(), 3);
+        assert_eq!(
+            p.log().flushed_offset(),
+            3,
+            "acks=all answered after the fsync"
+        );
+        assert_eq!(p.isr(), vec![1]);
+        assert!(p.is_leader());
+        let fetched = f.fetch(0, 1, Duration::ZERO).await;
+        assert_eq!(decode(&fetched.records.unwrap()).len(), 3);
+        assert_eq!(fetched.high_watermark, 3);
+    });
+}
+
+#[test]
+fn the_high_watermark_waits_for_every_isr_member_and_never_passes_the_log_end() {
+    let f = fixture(false);
+    let p = f.partition();
+    p.set_replicas_for_test(vec![1, 2, 3], &[(2, 0), (3, 0)]);
+    let policy = p.topic().config().produce_policy(f.topics.defaults());
+    for seed in 0..3 {
+        let mut b = BUFFERS.copy_of(&batch_of(seed, 2, 0, 10));
+        p.append_as_leader(&mut b, &policy).unwrap();
+    }
+    assert_eq!(p.log().log_end_offset(), 6);
+    assert_eq!(p.high_watermark(), 0, "no follower has anything");
+
+    p.set_replicas_for_test(vec![1, 2, 3], &[(2, 4), (3, 2)]);
+    assert_eq!(
+        p.maybe_increment_high_watermark(),
+        2,
+        "the slowest ISR member"
+    );
+    // A replica out of the ISR holds nothing back.
+    p.set_replicas_for_test(vec![1, 2], &[(2, 4), (3, 2)]);
+    assert_eq!(p.maybe_increment_high_watermark(), 4);
+    // Followers claiming more than the leader has do not push it past the log end.
+    p.set_replicas_for_test(vec![1, 2], &[(2, 100)]);
+    assert_eq!(p.maybe_increment_high_watermark(), 6);
+    // Nor does a shrinking follower move it back.
+    p.set_replicas_for_test(vec![1, 2], &[(2, 1)]);
+    assert_eq!(p.maybe_increment_high_watermark(), 6);
+}
+
+#[test]
+fn acks_all_waits_until_the_isr_has_the_records() {
+    rt().block_on(async {
+        let f = fixture(false);
+        let p = f.partition();
+        p.set_replicas_for_test(vec![1, 2], &[(2, 0)]);
+        let appended = f.produce(1, 2).await;
+        let waiting = tokio::spawn(
+            f.replicas
+                .complete_acks_all(appended, Duration::from_secs(60)),
+        );
+        // The follower catches up: the append is committed and answered.
+        p.set_replicas_for_test(vec![1, 2], &[(2, 2)]);
+        assert_eq!(p.maybe_increment_high_watermark(), 2);
+        let outcomes = tokio::time::timeout(Duration::from_secs(30), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcomes[0].result.as_ref().unwrap().last_offset, 1);
+    });
+}
+
+#[test]
+fn acks_all_times_out_when_the_isr_does_not_catch_up() {
+    rt().block_on(async {
+        let f = fixture(false);
+        f.partition().set_replicas_for_test(vec![1, 2], &[(2, 0)]);
+        let appended = f.produce(1, 2).await;
+        let outcomes = f
+            .replicas
+            .complete_acks_all(appended, Duration::from_millis(1))
+            .await;
+        assert!(matches!(
+            outcomes[0].result,
+            Err(ReplicaError::RequestTimedOut { offset: 2, .. })
+        ));
+    });
+}
+
+#[test]
+fn a_fetch_waits_for_the_high_watermark_and_never_reads_past_it() {
+    rt().block_on(async {
+        let f = Arc::new(fixture(false));
+        let p = f.partition();
+        p.set_replicas_for_test(vec![1, 2], &[(2, 0)]);
+        f.produce(1, 2).await;
+        f.produce(2, 3).await;
+        assert_eq!(p.log().log_end_offset(), 5);
+
+        // Uncommitted records are not there for a consumer, however long it waits.
+        let empty = f.fetch(0, 1, Duration::ZERO).await;
+        assert!(empty.records.unwrap().is_empty());
+        assert_eq!(empty.high_watermark, 0);
+
+        let waiting = {
+            let f = Arc::clone(&f);
+            tokio::spawn(async move { f.fetch(0, 1, Duration::from_secs(60)).await })
+        };
+        // Another uncommitted append wakes the fetch, which finds nothing and waits on.
+        f.produce(3, 1).await;
+        p.set_replicas_for_test(vec![1, 2], &[(2, 2)]);
+        p.maybe_increment_high_watermark();
+        let fetched = tokio::time::timeout(Duration::from_secs(30), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.high_watermark, 2);
+        let records = decode(&fetched.records.unwrap());
+        assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 1]);
+    });
+}
+
+#[test]
+fn produce_to_consumer_offsets_is_refused_and_unknown_partitions_named() {
+    let f = fixture(false);
+    assert!(matches!(
+        f.replicas.topic_for_produce(
+            &f.topics,
+            crate::topics::CONSUMER_OFFSETS,
+            Default::default(),
+            false
+        ),
+        Err(ReplicaError::InternalTopic(_))
+    ));
+    let topic = f
+        .replicas
+        .topic(&f.topics, "t", Default::default(), false)
+        .unwrap();
+    assert!(matches!(
+        f.replicas.partition(&f.topics, &topic, 1),
+        Err(ReplicaError::UnknownTopicOrPartition { partition: 1, .. })
+    ));
+    assert!(
+        Arc::ptr_eq(&f.partition(), &f.partition()),
+        "one Partition per partition"
+    );
+}
+
+#[test]
+fn list_offsets_and_delete_records_stop_at_the_high_watermark() {
+    let f = fixture(false);
+    let p = f.partition();
+    let policy = p.topic().config().produce_policy(f.topics.defaults());
+    let mut b = BUFFERS.copy_of(&batch_of(0, 2, 0, 10));
+    p.append_as_leader(&mut b, &policy).unwrap();
+    p.set_replicas_for_test(vec![1, 2], &[(2, 2)]);
+    let mut b = BUFFERS.copy_of(&batch_of(1, 2, 5_000, 10));
+    p.append_as_leader(&mut b, &policy).unwrap();
+    assert_eq!(p.high_watermark(), 2);
+    assert_eq!(p.fetch_offset_for_timestamp(-1).unwrap(), Some((2, -1)));
+    assert_eq!(
+        p.fetch_offset_for_timestamp(4_000).unwrap(),
+        None,
+        "uncommitted"
+    );
+    assert_eq!(p.delete_records_before(-1).unwrap(), 2);
+    assert!(p.delete_records_before(3).is_err());
+}
+
+#[test]
+fn leader_epochs_newer_are_unknown_and_older_fenced() {
+    let f = fixture(false);
+    let p = f.partition();
+    assert!(p.check_leader_epoch(-1).is_ok());
+    assert!(p.check_leader_epoch(0).is_ok());
+    assert!(matches!(
+        p.check_leader_epoch(1),
+        Err(ReplicaError::UnknownLeaderEpoch {
+            requested: 1,
+            current: 0
+        })
+    ));
+}
