@@ -293,3 +293,92 @@ fn leader_epochs_newer_are_unknown_and_older_fenced() {
         })
     ));
 }
+
+/// What the property test does to a three-replica partition led by node 1.
+#[derive(Debug, Clone)]
+enum Op {
+    /// The leader appends a batch of this many records.
+    Append(u8),
+    /// Follower 2 or 3 reports a log end offset this far past its last one (at most the
+    /// leader's), as a follower fetch will.
+    FollowerFetch { follower: i32, ahead: u8 },
+    /// Follower 2 or 3 leaves the ISR, or joins it again.
+    Isr { follower: i32, member: bool },
+    /// A consumer reads from this offset (modulo one past the log end).
+    Read(u16),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (1u8..4).prop_map(Op::Append),
+        3 => (2i32..4, 0u8..8).prop_map(|(follower, ahead)| Op::FollowerFetch { follower, ahead }),
+        1 => (2i32..4, any::<bool>()).prop_map(|(follower, member)| Op::Isr { follower, member }),
+        2 => any::<u16>().prop_map(Op::Read),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// The high watermark against a model: it is the largest value the minimum log end
+    /// offset over the ISR ever reached (never back, never past the leader's log end),
+    /// and a consumer's read never returns a record at or beyond it.
+    #[test]
+    fn high_watermark_is_the_isr_minimum_log_end(ops in proptest::collection::vec(op(), 1..50)) {
+        let f = fixture(false);
+        let p = f.partition();
+        let policy = p.topic().config().produce_policy(f.topics.defaults());
+        let mut leo = 0i64;
+        let mut followers = std::collections::BTreeMap::from([(2, 0i64), (3, 0i64)]);
+        let mut isr = vec![1, 2, 3];
+        let mut hw = 0i64;
+        let mut batch_ends = Vec::new();
+        let sync = |isr: &Vec<i32>, followers: &std::collections::BTreeMap<i32, i64>| {
+            let fs: Vec<(i32, i64)> = followers.iter().map(|(&k, &v)| (k, v)).collect();
+            p.set_replicas_for_test(isr.clone(), &fs);
+        };
+        sync(&isr, &followers);
+        for op in ops {
+            match op {
+                Op::Append(n) => {
+                    let mut b = BUFFERS.copy_of(&batch_of(0, usize::from(n), 0, 10));
+                    p.append_as_leader(&mut b, &policy).unwrap();
+                    leo += i64::from(n);
+                    batch_ends.push(leo);
+                }
+                Op::FollowerFetch { follower, ahead } => {
+                    // A follower's log end is a batch end of the leader's log.
+                    let current = followers[&follower];
+                    let next = batch_ends
+                        .iter()
+                        .copied()
+                        .filter(|&e| e >= current)
+                        .nth(usize::from(ahead) % 3)
+                        .unwrap_or(current);
+                    followers.insert(follower, next);
+                }
+                Op::Isr { follower, member } => {
+                    isr.retain(|&id| id != follower);
+                    if member {
+                        isr.push(follower);
+                    }
+                }
+                Op::Read(at) => {
+                    let offset = i64::from(at) % (leo + 1);
+                    let r = p.read(offset, 1 << 20, true, FetchIsolation::HighWatermark).unwrap();
+                    proptest::prop_assert!(decode(&r.records).iter().all(|rec| rec.0 < hw));
+                }
+            }
+            sync(&isr, &followers);
+            let min = isr
+                .iter()
+                .filter(|&&id| id != 1)
+                .map(|id| followers[id])
+                .fold(leo, i64::min);
+            hw = hw.max(min);
+            proptest::prop_assert_eq!(p.maybe_increment_high_watermark(), hw);
+            proptest::prop_assert!(p.high_watermark() <= p.log().log_end_offset());
+        }
+    }
+}
