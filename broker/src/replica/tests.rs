@@ -48,7 +48,13 @@ struct Fixture {
 
 fn fixture(acks_all_fsync: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let topics = TopicStore::open(dir.path(), TopicDefaults::default(), 1).unwrap();
+    let topics = TopicStore::open(
+        dir.path(),
+        "test-cluster".into(),
+        TopicDefaults::default(),
+        1,
+    )
+    .unwrap();
     topics.create_topic("t", 1, TopicConfig::default()).unwrap();
     Fixture {
         _dir: dir,
