@@ -1515,3 +1515,41 @@ mod tests {
         assert_eq!(err, BudgetExhausted::Comparisons(10_000));
     }
 }
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A chain of `n` definitions, each an object whose `next` is the following one.
+    fn chain(n: usize, leaf: &str) -> Value {
+        let mut defs = serde_json::Map::new();
+        for i in 0..n {
+            let next = if i + 1 < n {
+                json!({"$ref": format!("#/definitions/d{}", i + 1)})
+            } else {
+                json!({"type": leaf})
+            };
+            defs.insert(
+                format!("d{i}"),
+                json!({"type": "object", "properties": {"next": next}}),
+            );
+        }
+        json!({"definitions": defs, "$ref": "#/definitions/d0"})
+    }
+
+    #[test]
+    fn the_deepest_accepted_chain_is_compared_on_a_small_stack() {
+        // Deeper than the model allows is refused when parsed, not overflowed when compared.
+        assert!(Model::build(&chain(200, "string"), "mem://input/", &[]).is_err());
+        let old = Model::build(&chain(60, "integer"), "mem://input/", &[]).unwrap();
+        let new = Model::build(&chain(60, "string"), "mem://input/", &[]).unwrap();
+        let diffs = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || compare(&old, &new, &mut Budget::unlimited()).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(diffs.iter().any(|d| d.kind == TYPE_CHANGED), "{diffs:?}");
+    }
+}

@@ -189,7 +189,7 @@ const NUMBER_KEYWORDS: &[&str] = &[
 
 /// Nesting the builder follows before it calls a schema too deep (the validator has
 /// accepted it, so this only bounds the stack).
-const MAX_DEPTH: usize = 512;
+const MAX_DEPTH: usize = 128;
 
 struct Builder<'a> {
     nodes: Vec<Node>,
