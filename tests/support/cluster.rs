@@ -14,9 +14,9 @@
 //! directory; a cluster dropped without [`Cluster::shutdown`] (a failed test) prints every
 //! node's log, and `STRAND_KEEP_CLUSTER=1` keeps the directories for a look afterwards.
 //!
-//! Until `strand serve` has the cluster flags (`--controller-addr`,
-//! `--controller-quorum-voters`), a cluster can only have one node, which is then its own
-//! controller; [`quorum_flags_supported`] says which.
+//! A `strand` binary without the cluster flags (`--controller-addr`,
+//! `--controller-quorum-voters`; `STRAND_BIN` may name an old one) can only run one-node
+//! clusters; [`quorum_flags_supported`] says which.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
