@@ -626,7 +626,13 @@ async fn root_metadata_types_and_openapi() {
     assert_eq!(body["scope"]["clusters"]["kafka-cluster"], "strand");
     let (status, body) = api.call("GET", "/openapi.json", None).await;
     assert_eq!(status, 200);
-    assert!(body["paths"]["/schemas/ids/{id}"].is_object());
+    for path in [
+        "/schemas/ids/{id}",
+        "/contexts",
+        "/subjects/{subject}/metadata",
+    ] {
+        assert!(body["paths"][path].is_object(), "{path}");
+    }
 }
 
 #[tokio::test]
