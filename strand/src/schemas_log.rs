@@ -60,7 +60,13 @@ impl SchemaLog for SchemasLog {
             .0
             .append(&mut batch)
             .map_err(|e| store_error("append", e))?;
-        Ok(info.last_offset + 1)
+        let end = info.last_offset + 1;
+        // The registry is this log's only writer on this node and `_schemas` has no
+        // followers yet, so what it appends is committed at once: the high watermark moves
+        // (waking the registry's follower and Kafka consumers of `_schemas`). Once `_schemas`
+        // is replicated, this append belongs to the replica layer's leader append and commit.
+        self.0.advance_high_watermark(end);
+        Ok(end)
     }
 
     fn flush(&self, position: i64) -> Result<(), StoreError> {
