@@ -5,7 +5,7 @@
 //! alone answering Metadata and DescribeCluster as its own controller.
 
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
-use kafka_protocol::messages::{BrokerId, MetadataRequest};
+use kafka_protocol::messages::{BrokerId, InitProducerIdRequest, MetadataRequest, ProducerId};
 use kafka_protocol::records::Compression;
 use strand_tests::kafka::{KafkaClient, batch, create_topic, fetch, now_ms, produce, values};
 use strand_tests::{Strand, run_strand};
@@ -160,6 +160,8 @@ fn a_data_directory_of_strand_before_clusters_keeps_its_cluster_id_and_data() ->
         dir.path().join("cluster/cluster.json"),
         br#"{"cluster_id":"Old-Single-Node_Id"}"#,
     )?;
+    // It had handed out producer ids below 7000.
+    std::fs::write(dir.path().join("cluster/producer-ids"), b"7000")?;
 
     let strand = Strand::start(dir.path(), &[])?;
     let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
@@ -170,6 +172,41 @@ fn a_data_directory_of_strand_before_clusters_keeps_its_cluster_id_and_data() ->
     assert_eq!(values(&fetched.records)?, vec![b"before".to_vec()]);
     let meta = std::fs::read_to_string(dir.path().join("meta.properties"))?;
     assert!(meta.contains("cluster.id=Old-Single-Node_Id\n"), "{meta}");
+    let id = new_producer_id(&mut client)?;
+    assert!(
+        id >= 7000,
+        "producer id {id} may have been given before the upgrade"
+    );
     assert!(strand.terminate()?.success());
+    Ok(())
+}
+
+/// A new idempotent producer's id (InitProducerId v4).
+fn new_producer_id(client: &mut KafkaClient) -> anyhow::Result<i64> {
+    let answer = client.call(
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    )?;
+    anyhow::ensure!(answer.error_code == 0, "error {}", answer.error_code);
+    Ok(answer.producer_id.0)
+}
+
+#[test]
+fn producer_ids_are_never_given_twice_across_restarts() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut given = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let strand = Strand::start(dir.path(), &[])?;
+        let mut client = KafkaClient::connect(strand.addr("kafka")?)?;
+        for _ in 0..3 {
+            let id = new_producer_id(&mut client)?;
+            assert!(given.insert(id), "producer id {id} given twice");
+        }
+        assert!(strand.terminate()?.success());
+    }
     Ok(())
 }

@@ -1,13 +1,13 @@
 //! Several `strand serve` processes on loopback forming one cluster through their shared
 //! `--controller-quorum-voters`: every node's Metadata lists every live broker and the same
-//! active controller, and when the controller's process is killed the others elect a new
-//! one and fence the lost broker.
+//! active controller, producer ids from different brokers never collide, and when the
+//! controller's process is killed the others elect a new one and fence the lost broker.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use kafka_protocol::messages::MetadataRequest;
+use kafka_protocol::messages::{InitProducerIdRequest, MetadataRequest, ProducerId};
 use strand_tests::Strand;
 use strand_tests::kafka::KafkaClient;
 use tempfile::TempDir;
@@ -115,6 +115,29 @@ fn three_nodes_form_one_cluster_and_elect_a_new_controller_when_it_is_killed() -
     let controller = wait_for_agreement(&nodes, &all, -1)?;
     let cluster_id = view(nodes[0].as_ref().unwrap())?.2;
     assert!(!cluster_id.is_empty());
+
+    // Producer ids come from each broker's block of the controller's (asked for through
+    // the active controller by the others): no two brokers give the same id.
+    let mut given = BTreeSet::new();
+    for node in nodes.iter().flatten() {
+        let mut client = KafkaClient::connect(node.addr("kafka")?)?;
+        for _ in 0..2 {
+            let answer = client.call(
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )?;
+            assert_eq!(answer.error_code, 0);
+            assert!(
+                given.insert(answer.producer_id.0),
+                "producer id {} given twice",
+                answer.producer_id.0
+            );
+        }
+    }
 
     let killed = nodes[usize::try_from(controller)? - 1]
         .take()

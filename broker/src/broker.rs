@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::controller::Controller;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::{LogDir, PartitionLog};
+use crate::producer_id_manager::ProducerIdManager;
 use crate::replica::ReplicaManager;
 use crate::topics::{CONSUMER_OFFSETS, SCHEMAS, TopicDefaults, TopicStore, TopicStoreError};
 
@@ -93,6 +94,8 @@ pub struct Broker {
     /// The controller quorum member of this node, once `strand serve` started it; without
     /// one (unit tests) the broker answers as a cluster of itself alone.
     controller: OnceLock<Controller>,
+    /// The block of producer ids the controller gave this broker.
+    producer_ids: ProducerIdManager,
 }
 
 impl Broker {
@@ -122,12 +125,34 @@ impl Broker {
             replicas,
             groups,
             controller: OnceLock::new(),
+            producer_ids: ProducerIdManager::default(),
         })
     }
 
     /// Gives the broker its node's controller; the first one given stays.
     pub fn attach_controller(&self, controller: Controller) {
         let _ = self.controller.set(controller);
+    }
+
+    /// A producer id never given before in the cluster: from this broker's block of the
+    /// controller's, or without a controller (unit tests) from the node's own allocator.
+    pub(crate) async fn allocate_producer_id(self: &Arc<Self>) -> Result<i64, AllocateError> {
+        match self.controller() {
+            Some(controller) => {
+                let floor = self.topics.producer_ids().reserved_end();
+                Ok(self
+                    .producer_ids
+                    .next(controller, self.config.node_id, floor)
+                    .await?)
+            }
+            None => {
+                let broker = self.clone();
+                tokio::task::spawn_blocking(move || broker.topics.producer_ids().allocate())
+                    .await
+                    .map_err(|e| AllocateError::Internal(e.to_string()))?
+                    .map_err(AllocateError::Local)
+            }
+        }
     }
 
     /// This node's controller quorum member, once attached.
@@ -263,6 +288,20 @@ impl Broker {
             }
         }
     }
+}
+
+/// Why no producer id could be given.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AllocateError {
+    /// The controller could not give a block (no leader, no majority).
+    #[error("no producer id block from the controller: {0}")]
+    Controller(#[from] crate::controller::ControllerError),
+    /// The node's own allocator failed.
+    #[error(transparent)]
+    Local(TopicStoreError),
+    /// The allocating task failed.
+    #[error("allocating a producer id: {0}")]
+    Internal(String),
 }
 
 /// Threads closing partition logs at once at shutdown.

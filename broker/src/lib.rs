@@ -35,6 +35,7 @@ pub mod kafka;
 pub mod lifecycle;
 pub mod log;
 mod parallel;
+mod producer_id_manager;
 pub mod replica;
 mod shutdown;
 pub mod topics;

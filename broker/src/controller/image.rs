@@ -124,7 +124,7 @@ pub enum ApplyError {
     /// The resulting partition state would break an invariant.
     #[error("invalid partition state: {0}")]
     InvalidPartitionState(String),
-    /// The producer-id block does not start where the last one ended.
+    /// The producer-id block starts before the last one ended.
     #[error("producer id block starting at {first} (size {size}) does not follow {next}")]
     ProducerIdBlockOutOfOrder {
         /// The block's first id.
@@ -237,7 +237,9 @@ impl MetadataImage {
             } => {
                 let next = first_producer_id.checked_add(*size).filter(|_| *size > 0);
                 match next {
-                    Some(next) if *first_producer_id == self.next_producer_id => {
+                    // A block may skip ids (those a node handed out before it joined a
+                    // cluster), never go back.
+                    Some(next) if *first_producer_id >= self.next_producer_id => {
                         self.next_producer_id = next;
                         Ok(())
                     }

@@ -194,6 +194,10 @@ pub enum ControllerRequest {
     AllocateProducerIds {
         /// The broker asking.
         node_id: BrokerId,
+        /// The block starts at this id or later: the ids the node handed out before it
+        /// was part of a cluster are never given again.
+        #[serde(default)]
+        floor: i64,
     },
 }
 
@@ -559,8 +563,8 @@ impl Controller {
                 .alter_topic_configs(&name, changes)
                 .await
                 .map(|()| ControllerReply::Done),
-            ControllerRequest::AllocateProducerIds { node_id } => self
-                .allocate_producer_ids(node_id)
+            ControllerRequest::AllocateProducerIds { node_id, floor } => self
+                .allocate_producer_ids_from(node_id, floor)
                 .await
                 .map(|ids| ControllerReply::ProducerIds {
                     first: ids.start,
@@ -801,8 +805,17 @@ impl Controller {
         &self,
         node_id: BrokerId,
     ) -> Result<Range<i64>, ControllerError> {
+        self.allocate_producer_ids_from(node_id, 0).await
+    }
+
+    /// Hands `node_id` the next block of producer ids, starting at `floor` or later.
+    pub async fn allocate_producer_ids_from(
+        &self,
+        node_id: BrokerId,
+        floor: i64,
+    ) -> Result<Range<i64>, ControllerError> {
         let _decision = self.decide().await?;
-        let first = self.image().next_producer_id();
+        let first = self.image().next_producer_id().max(floor);
         let size = PRODUCER_ID_BLOCK_SIZE;
         self.propose(vec![MetadataRecord::ProducerIdBlock {
             node_id,

@@ -1,6 +1,8 @@
 //! InitProducerId: gives an idempotent producer its id and epoch.
 //!
-//! A new producer gets a fresh id (never reused, even after a restart) with epoch 0. A
+//! A new producer gets a fresh id (never reused, even after a restart, and never given by
+//! another broker of the cluster: it comes from this broker's block of the controller's)
+//! with epoch 0. A
 //! producer that presents its current id and epoch (KIP-360, after a sequence error) keeps
 //! its id with the epoch bumped; when the epoch would overflow it gets a fresh id.
 //! Transactions are not supported: a transactional id is refused.
@@ -9,7 +11,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::dispatch::RequestContext;
-use super::error::{cluster_error, internal_error};
+use super::error::cluster_error;
+use crate::broker::AllocateError;
 
 /// Answers InitProducerId.
 pub(crate) async fn handle(
@@ -31,15 +34,22 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch + 1);
     }
-    let broker = ctx.broker.clone();
-    match tokio::task::spawn_blocking(move || broker.topics().producer_ids().allocate()).await {
-        Ok(Ok(id)) => InitProducerIdResponse::default()
+    match ctx.broker.allocate_producer_id().await {
+        Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
-        Ok(Err(e)) => {
+        // Retriable, as Kafka answers while its producer id block is being fetched.
+        Err(AllocateError::Controller(e)) => {
+            tracing::warn!("allocating a producer id: {e}");
+            failed(ResponseError::CoordinatorLoadInProgress)
+        }
+        Err(AllocateError::Local(e)) => {
             tracing::error!("allocating a producer id failed: {e}");
             failed(cluster_error(&e))
         }
-        Err(e) => failed(internal_error(&e)),
+        Err(AllocateError::Internal(e)) => {
+            tracing::error!("allocating a producer id failed: {e}");
+            failed(ResponseError::UnknownServerError)
+        }
     }
 }

@@ -41,6 +41,12 @@ impl ProducerIds {
         })
     }
 
+    /// The end of the last block reserved on disk: every id this allocator ever gave is
+    /// below it.
+    pub fn reserved_end(&self) -> i64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
     /// Gives a fresh producer id (blocking: may fsync a new block reservation).
     pub fn allocate(&self) -> Result<i64, TopicStoreError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -267,6 +267,8 @@ fn producer_id_blocks_follow_each_other_and_a_stale_block_is_a_no_op() {
         Err(ApplyError::ProducerIdBlockOutOfOrder { .. })
     ));
     assert_eq!(image.next_producer_id(), 1000);
+    image.apply(&block(5000)).unwrap();
+    assert_eq!(image.next_producer_id(), 6000, "a block may skip ids");
 }
 
 #[test]
