@@ -233,6 +233,12 @@ pub(crate) fn set_base_offset(batch: &mut [u8], offset: i64) {
     batch[..8].copy_from_slice(&offset.to_be_bytes());
 }
 
+/// Rewrites the `partitionLeaderEpoch` of the batch starting at `batch[0]` (outside the
+/// part the CRC covers).
+pub(crate) fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[12..16].copy_from_slice(&epoch.to_be_bytes());
+}
+
 /// Iterates the batches of a buffer that [`validate`] accepted: `(position, header)`.
 pub(crate) fn headers(buf: &[u8]) -> impl Iterator<Item = (usize, BatchHeader)> + '_ {
     frames(buf)

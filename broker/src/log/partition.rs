@@ -36,6 +36,7 @@ use tokio::sync::watch;
 
 use super::batch::{self, BatchHeader};
 use super::index::{self, IndexBuilder, OFFSET_ENTRY_SIZE, TIME_ENTRY_SIZE};
+use super::leader_epoch::LeaderEpochCache;
 use super::producer::{self, ProducerEntry, ProducerTable, SequenceCheck};
 use super::segment::{self, HeaderScanner, SegmentFile};
 use super::snapshot::{self, SegmentMeta, Snapshot};
@@ -86,6 +87,9 @@ pub struct PartitionLog {
     pub(super) flush: Mutex<FlushState>,
     pub(super) flushed_cv: Condvar,
     pub(super) cleaner: Mutex<super::compaction::CleanerState>,
+    /// Where each leader epoch began (`leader-epoch-checkpoint`); taken after every other
+    /// lock, and never held while taking one.
+    pub(super) epochs: Mutex<LeaderEpochCache>,
     /// Announces every move of the high watermark (Fetch requests that wait for data).
     pub(super) hw: watch::Sender<i64>,
     /// Set once a file of the log is found deleted or replaced under it: the log is then
@@ -207,8 +211,28 @@ impl PartitionLog {
     /// records stay invisible to consumers until [`PartitionLog::advance_high_watermark`]
     /// passes them (once the in-sync replicas have them).
     pub fn append_uncommitted(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        self.append_reported(batches, None)
+    }
+
+    /// Appends as the partition's leader in `leader_epoch`: like
+    /// [`PartitionLog::append_uncommitted`], after stamping the epoch into each batch's
+    /// `partitionLeaderEpoch` (outside the CRC), so that followers and the leader-epoch
+    /// cache know which leader wrote what.
+    pub fn append_as_leader(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_reported(batches, Some(leader_epoch))
+    }
+
+    fn append_reported(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: Option<i32>,
+    ) -> Result<AppendInfo, LogError> {
         let len = batches.len() as u64;
-        let result = self.append_unreported(batches);
+        let result = self.append_unreported(batches, leader_epoch);
         match &result {
             Ok(info) if !info.duplicate => self.log_dir.appended(&self.dir, len),
             Err(e @ LogError::Io { .. }) => self.log_dir.write_failed(&self.dir, e),
@@ -217,7 +241,11 @@ impl PartitionLog {
         result
     }
 
-    fn append_unreported(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+    fn append_unreported(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: Option<i32>,
+    ) -> Result<AppendInfo, LogError> {
         let count = batch::validate(batches)?;
         let mut w = lock(&self.writer);
         if w.closed {
@@ -249,8 +277,19 @@ impl PartitionLog {
                 break;
             };
             batch::set_base_offset(&mut batches[pos..], next);
+            if let Some(epoch) = leader_epoch {
+                batch::set_partition_leader_epoch(&mut batches[pos..], epoch);
+            }
             next += i64::from(h.last_offset_delta) + 1;
             pos += h.total_size();
+        }
+        // Before the data: a crash in between leaves an entry past the log end, which
+        // recovery cuts, never data whose epoch the cache does not know.
+        {
+            let mut epochs = lock(&self.epochs);
+            for (_, h) in batch::headers(batches) {
+                epochs.assign(h.partition_leader_epoch, h.base_offset)?;
+            }
         }
 
         let at = w.size;
@@ -579,6 +618,19 @@ impl PartitionLog {
     /// First offset still readable.
     pub fn log_start_offset(&self) -> i64 {
         self.view().log_start
+    }
+
+    /// Where leader epoch `requested` ends in this log, as OffsetForLeaderEpoch answers
+    /// it (see [`LeaderEpochCache::end_offset_for`]): the latest epoch ends at the log end
+    /// offset.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let log_end = self.log_end_offset();
+        lock(&self.epochs).end_offset_for(requested, log_end)
+    }
+
+    /// The latest leader epoch that wrote to this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        lock(&self.epochs).latest_epoch()
     }
 
     /// Offset the next appended record will get.

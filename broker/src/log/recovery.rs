@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::batch::{self, BatchHeader};
 use super::index::{self, IndexBuilder};
+use super::leader_epoch::LeaderEpochCache;
 use super::partition::{FlushState, PartitionLog, SegmentView, View, Writer};
 use super::producer::ProducerTable;
 use super::segment::{self, SegmentFile};
@@ -266,6 +267,7 @@ fn open_segments(
         scratch: Vec::new(),
     };
     let (hw, _) = watch::channel(log_end);
+    let epochs = recover_epochs(dir, log_start, log_end)?;
     Ok(PartitionLog {
         dir: dir.to_path_buf(),
         writer: Mutex::new(writer),
@@ -285,6 +287,7 @@ fn open_segments(
         }),
         flushed_cv: Condvar::new(),
         cleaner: Mutex::new(Default::default()),
+        epochs: Mutex::new(epochs),
         hw,
         offline: OnceLock::new(),
         deleted: AtomicBool::new(false),
@@ -541,4 +544,22 @@ fn read_log_start(dir: &Path) -> Result<Option<i64>, LogError> {
 pub(super) fn write_log_start(dir: &Path, offset: i64) -> Result<(), LogError> {
     segment::write_atomically(&dir.join(LOG_START_FILE), format!("{offset}\n").as_bytes())?;
     segment::sync_dir(dir)
+}
+
+/// The log's leader-epoch cache, cut to what recovery kept: an epoch whose first records
+/// were lost in a crash, or removed by retention, must not be answered.
+fn recover_epochs(dir: &Path, log_start: i64, log_end: i64) -> Result<LeaderEpochCache, LogError> {
+    let mut epochs = match LeaderEpochCache::load(dir) {
+        Ok(epochs) => epochs,
+        Err(e @ LogError::CorruptSegment { .. }) => {
+            // Only OffsetForLeaderEpoch answers depend on it, and an empty cache answers
+            // "unknown", which sends a follower back to the high watermark: safe.
+            tracing::warn!(dir = %dir.display(), "ignoring a damaged leader-epoch cache: {e}");
+            LeaderEpochCache::empty(dir)
+        }
+        Err(e) => return Err(e),
+    };
+    epochs.truncate_from_end(log_end)?;
+    epochs.truncate_from_start(log_start)?;
+    Ok(epochs)
 }

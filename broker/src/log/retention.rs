@@ -98,6 +98,16 @@ impl PartitionLog {
 
     /// Deletes the `n` oldest segments, rolling first if that includes the active one.
     fn delete_oldest(&self, w: &mut Writer, n: usize) -> Result<RetentionReport, LogError> {
+        let report = self.delete_oldest_segments(w, n)?;
+        super::partition::lock(&self.epochs).truncate_from_start(report.log_start_offset)?;
+        Ok(report)
+    }
+
+    fn delete_oldest_segments(
+        &self,
+        w: &mut Writer,
+        n: usize,
+    ) -> Result<RetentionReport, LogError> {
         if n == 0 {
             return Ok(RetentionReport {
                 log_start_offset: self.log_start_offset(),

@@ -192,9 +192,10 @@ impl Partition {
             TimestampType::LogAppendTime => now,
             TimestampType::CreateTime => -1,
         };
+        let epoch = self.leader_epoch();
         let info = match crate::log::prepare(batches.as_mut_slice(), policy, now)? {
-            None => self.log.append_uncommitted(batches.as_mut_slice())?,
-            Some(mut rewritten) => self.log.append_uncommitted(&mut rewritten)?,
+            None => self.log.append_as_leader(batches.as_mut_slice(), epoch)?,
+            Some(mut rewritten) => self.log.append_as_leader(&mut rewritten, epoch)?,
         };
         self.maybe_increment_high_watermark();
         Ok(LeaderAppendInfo {

@@ -5,6 +5,7 @@ mod basic;
 mod cleaning;
 mod faults;
 mod high_watermark;
+mod leader_epochs;
 mod model;
 
 use std::path::Path;
