@@ -1,5 +1,5 @@
-//! strand-registry: the Confluent Schema Registry REST API, versioning Avro and JSON schemas
-//! under subjects and enforcing their compatibility.
+//! strand-registry: the Confluent Schema Registry REST API, versioning Avro, JSON Schema
+//! and Protobuf schemas under subjects and enforcing their compatibility.
 //!
 //! A *subject* (usually `<topic>-value` or `<topic>-key`) holds numbered *versions*; each
 //! version points at a schema with a global *schema id*, the number a framed Kafka record
@@ -9,7 +9,7 @@
 //! `strand serve`, [`MemoryLog`] in tests) and then applied to the state in `store/`, which
 //! a restart rebuilds by replaying the log. New schemas are checked against earlier versions
 //! by their format's rules in `compat/` (Avro's reader/writer resolution, Confluent's JSON
-//! Schema diff), per the subject's [`Level`].
+//! Schema and Protobuf diffs), per the subject's [`Level`].
 //!
 //! Open `api/` for routes, `registry.rs` for the operations, `compat/` for compatibility,
 //! `store/` for events and replay, `format/` for the schema formats (parsing, normalized

@@ -620,7 +620,7 @@ async fn root_metadata_types_and_openapi() {
     );
     assert_eq!(
         api.call("GET", "/schemas/types", None).await.1,
-        json!(["AVRO", "JSON"])
+        json!(["AVRO", "JSON", "PROTOBUF"])
     );
     let (_, body) = api.call("GET", "/v1/metadata/id", None).await;
     assert_eq!(body["scope"]["clusters"]["kafka-cluster"], "strand");

@@ -4,7 +4,8 @@
 //! can read data written with the new one (the new schema is the *writer*); FULL is both.
 //! The plain levels compare with the latest version only, the `_TRANSITIVE` ones with every
 //! version. Avro's reader/writer rules are in [`checker`]; Confluent's JSON Schema rules
-//! in [`json_diff`], over the model in [`json_model`].
+//! in [`json_diff`], over the model in [`json_model`]; Confluent's Protobuf rules in
+//! [`proto_diff`], over [`proto_model`].
 
 pub(crate) mod checker;
 pub(crate) mod json_diff;
@@ -12,6 +13,8 @@ pub(crate) mod json_model;
 pub(crate) mod model;
 #[cfg(test)]
 mod oracle;
+pub(crate) mod proto_diff;
+pub(crate) mod proto_model;
 
 use std::fmt;
 use std::str::FromStr;

@@ -2,12 +2,13 @@
 //! (absent means AVRO). Each format has a parser that validates the text and gives its
 //! normalized form, its identity and the model its compatibility checker walks; this module
 //! dispatches on [`Format`] to them. Avro lives in [`avro`] (checked by `compat/checker.rs`),
-//! JSON Schema in [`json`] (checked by `compat/json_diff.rs`). PROTOBUF has its slot here and
-//! is refused with Confluent's error until its parser and checker are added: give it a module
-//! beside these two, a [`Checkable`] variant, and list it in [`Format::SERVED`].
+//! JSON Schema in [`json`] (checked by `compat/json_diff.rs`), Protocol Buffers in [`protobuf`]
+//! (checked by `compat/proto_diff.rs`). A new format gets a module beside these, a
+//! [`Checkable`] variant, and a place in [`Format::SERVED`].
 
 pub(crate) mod avro;
 pub(crate) mod json;
+pub(crate) mod protobuf;
 
 use std::sync::Arc;
 
@@ -22,13 +23,13 @@ pub(crate) enum Format {
     Avro,
     /// JSON Schema (drafts 4, 6, 7, 2019-09, 2020-12).
     Json,
-    /// Protocol Buffers: known, not served yet.
+    /// Protocol Buffers (proto2 and proto3 `.proto` text).
     Protobuf,
 }
 
 impl Format {
     /// The formats this registry serves, as `GET /schemas/types` lists them.
-    pub(crate) const SERVED: &'static [Format] = &[Format::Avro, Format::Json];
+    pub(crate) const SERVED: &'static [Format] = &[Format::Avro, Format::Json, Format::Protobuf];
 
     /// The format a request's `schemaType` names; unknown or unserved types are 42201 with
     /// Confluent's wording.
@@ -104,6 +105,8 @@ pub(crate) enum Checkable {
     Avro(Graph),
     /// A JSON Schema model.
     Json(json::Model),
+    /// A Protobuf file's model.
+    Protobuf(protobuf::Model),
 }
 
 /// A schema that parsed, with its referenced schemas resolved.
@@ -143,9 +146,7 @@ pub(crate) fn parse(
     match format {
         Format::Avro => avro::parse(text, references, resolved),
         Format::Json => json::parse(text, references, resolved),
-        Format::Protobuf => Err(RegistryError::InvalidSchema(
-            "Invalid schema type PROTOBUF".to_string(),
-        )),
+        Format::Protobuf => protobuf::parse(text, references, resolved),
     }
 }
 
@@ -193,6 +194,20 @@ pub(crate) fn check_level(
                 }
             }
             compat::json_diff::check_level(level, new, &json, budget, max_reported)
+        }
+        Checkable::Protobuf(new) => {
+            let mut proto = Vec::with_capacity(previous.len());
+            for p in previous {
+                match p.graph {
+                    Checkable::Protobuf(model) => proto.push(compat::proto_diff::Previous {
+                        version: p.version,
+                        schema_text: p.schema_text,
+                        model,
+                    }),
+                    _ => return Ok(different_type(level, p)),
+                }
+            }
+            compat::proto_diff::check_level(level, new, &proto, budget, max_reported)
         }
     }
 }

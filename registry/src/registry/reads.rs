@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::register::request_resolved;
 use super::{Registry, SchemaRequest, add_contract, id_body, resolve_references, with_contract};
 use crate::error::RegistryError;
+use crate::format::Format;
 use crate::store::{SchemaContent, State};
 
 /// Which subjects or versions a listing shows, as Confluent's `deleted` and `deletedOnly`
@@ -114,7 +115,8 @@ impl Registry {
     }
 
     /// The schema text of `content` in Confluent's `format`: `resolved` inlines an Avro
-    /// schema's referenced types; any other format, or a schema of another type, is the
+    /// schema's referenced types, `serialized` gives a Protobuf schema's base64
+    /// `FileDescriptorProto`; any other format, or a schema of another type, is the
     /// stored text, as Confluent answers formats a schema type does not know.
     pub fn formatted(&self, content: &SubjectVersion, format: Option<&str>) -> String {
         self.format_content(&content.content, format)
@@ -122,6 +124,13 @@ impl Registry {
 
     pub(super) fn format_content(&self, content: &SchemaContent, format: Option<&str>) -> String {
         let wanted = format.map(str::trim).unwrap_or("");
+        if wanted.eq_ignore_ascii_case("serialized")
+            && content.schema_type.as_deref() == Some(Format::Protobuf.as_str())
+        {
+            return self
+                .protobuf_serialized(content)
+                .unwrap_or_else(|| content.schema.clone());
+        }
         if !wanted.eq_ignore_ascii_case("resolved")
             || content.schema_type.is_some()
             || content.references.is_empty()
@@ -137,6 +146,12 @@ impl Registry {
         };
         let texts: Vec<String> = resolved.into_iter().map(|r| r.schema).collect();
         crate::resolved::inline(&content.schema, &texts).unwrap_or_else(|| content.schema.clone())
+    }
+
+    /// A Protobuf schema as `?format=serialized` answers it (base64 `FileDescriptorProto`).
+    fn protobuf_serialized(&self, content: &SchemaContent) -> Option<String> {
+        let resolved = resolve_references(&self.read(), &content.references).ok()?;
+        crate::format::protobuf::serialized(&content.schema, &resolved).ok()
     }
 
     /// The body of `GET /schemas/ids/{id}?format=...` (see [`Registry::formatted`]).
