@@ -64,6 +64,7 @@ pub(crate) async fn handle(
             let partition = topic.as_ref().map_err(|e| *e).and_then(|topic| {
                 let partition = replicas.partition(topics, topic, p.partition)?;
                 partition.check_leader_epoch(p.current_leader_epoch)?;
+                partition.check_leader()?;
                 Ok(partition)
             });
             match partition {

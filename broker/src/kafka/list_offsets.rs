@@ -44,6 +44,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
                 .with_leader_epoch(-1);
             let partition = topic.as_ref().map_err(|e| *e).and_then(|topic| {
                 let partition = replicas.partition(topics_store, topic, p.partition_index)?;
+                partition.check_leader()?;
                 partition.check_leader_epoch(p.current_leader_epoch)?;
                 Ok(partition)
             });

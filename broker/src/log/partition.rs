@@ -628,6 +628,15 @@ impl PartitionLog {
         lock(&self.epochs).end_offset_for(requested, log_end)
     }
 
+    /// Records that leader epoch `epoch` begins at the log end offset, as a new leader
+    /// does before its first append (Kafka's `maybeAssignEpochStartOffset`).
+    pub fn assign_epoch_start(&self, epoch: i32) -> Result<(), LogError> {
+        let _w = lock(&self.writer);
+        let log_end = self.log_end_offset();
+        lock(&self.epochs).assign(epoch, log_end)?;
+        Ok(())
+    }
+
     /// The latest leader epoch that wrote to this log.
     pub fn latest_epoch(&self) -> Option<i32> {
         lock(&self.epochs).latest_epoch()

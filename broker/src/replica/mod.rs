@@ -27,7 +27,7 @@ mod partition;
 mod tests;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use uuid::Uuid;
@@ -35,8 +35,10 @@ use uuid::Uuid;
 pub(crate) use append::{AppendEntry, AppendOutcome};
 pub use error::ReplicaError;
 pub(crate) use fetch::{FetchGrant, FetchMemory, FetchOutcome, FetchParams, FetchTarget};
-pub use partition::Partition;
+use partition::StateChange;
+pub use partition::{Partition, PartitionState};
 
+use crate::log::PartitionLog;
 use crate::topics::{CONSUMER_OFFSETS, Topic, TopicStore};
 
 /// This broker's replicas, by (topic id, partition).
@@ -48,6 +50,9 @@ pub struct ReplicaManager {
     partitions: DashMap<(Uuid, i32), Arc<Partition>>,
     /// Partitions added since deleted topics' entries were last dropped.
     added: AtomicUsize,
+    /// Set once the metadata image says who leads what: partitions it never named are
+    /// then no longer lazily led by this broker alone.
+    managed: AtomicBool,
 }
 
 impl ReplicaManager {
@@ -58,8 +63,102 @@ impl ReplicaManager {
             acks_all_fsync,
             partitions: DashMap::new(),
             added: AtomicUsize::new(0),
+            managed: AtomicBool::new(false),
         }
     }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// Once called (`strand serve` does, when a controller is attached), partitions never
+    /// given a state answer `NOT_LEADER_OR_FOLLOWER` instead of being lazily made sole
+    /// leaders.
+    pub fn set_managed(&self) {
+        self.managed.store(true, Ordering::Release);
+    }
+
+    fn is_managed(&self) -> bool {
+        self.managed.load(Ordering::Acquire)
+    }
+
+    /// Makes this node leader or follower of (topic, index) as `state` says (Kafka's
+    /// `makeLeader`/`makeFollower`); `leader_addr` is the leader's Kafka listener
+    /// (host, port), which a follower fetches from. A state older than the one held is
+    /// ignored; a new `log` (the topic was recreated) replaces the replica.
+    pub fn apply_partition_state(
+        &self,
+        topic: &Arc<Topic>,
+        index: i32,
+        log: Arc<PartitionLog>,
+        state: PartitionState,
+        leader_addr: Option<(String, u16)>,
+    ) {
+        let key = (topic.id(), index);
+        let existing = self
+            .partitions
+            .get(&key)
+            .map(|p| Arc::clone(p.value()))
+            .filter(|p| Arc::ptr_eq(p.log(), &log));
+        let (partition, change) = match existing {
+            Some(p) => match p.apply_state(&state) {
+                Ok(change) => (p, change),
+                Err(e) => {
+                    tracing::error!(topic = topic.name(), partition = index, error = %e,
+                        "could not apply the partition's state");
+                    return;
+                }
+            },
+            None => {
+                match Partition::with_state(Arc::clone(topic), index, self.node_id, log, &state) {
+                    Ok(p) => {
+                        let p = Arc::new(p);
+                        self.partitions.insert(key, Arc::clone(&p));
+                        let change = if p.is_leader() {
+                            StateChange::BecameLeader
+                        } else {
+                            StateChange::BecameFollower
+                        };
+                        (p, change)
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = topic.name(), partition = index, error = %e,
+                            "could not apply the partition's state");
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::debug!(
+            topic = topic.name(),
+            partition = index,
+            ?state,
+            ?change,
+            "applied partition state"
+        );
+        self.on_state_change(&partition, change, leader_addr);
+    }
+
+    /// Stops replicating a partition this node no longer hosts (topic deleted or
+    /// replicas reassigned).
+    pub fn remove_partition(&self, topic_id: Uuid, index: i32) {
+        if let Some((_, p)) = self.partitions.remove(&(topic_id, index)) {
+            self.on_removed(&p);
+        }
+    }
+
+    /// Starts, moves or stops the fetching of `partition` after a change of its role.
+    fn on_state_change(
+        &self,
+        _partition: &Arc<Partition>,
+        _change: StateChange,
+        _leader_addr: Option<(String, u16)>,
+    ) {
+    }
+
+    /// Stops fetching a partition that went away.
+    fn on_removed(&self, _partition: &Arc<Partition>) {}
 
     /// The topic named `name`, or with id `id` when `by_id`.
     pub(crate) fn topic(
@@ -117,6 +216,13 @@ impl ReplicaManager {
             && Arc::ptr_eq(p.log(), &log)
         {
             return Ok(Arc::clone(&p));
+        }
+        if self.is_managed() {
+            // The metadata image has not given this node a part in the partition.
+            return Err(ReplicaError::NotLeaderOrFollower {
+                topic: topic.name().to_string(),
+                partition: index,
+            });
         }
         let partition = Arc::new(Partition::new_sole_leader(
             Arc::clone(topic),

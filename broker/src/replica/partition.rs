@@ -40,19 +40,37 @@ pub(crate) mod timestamps {
 pub(crate) enum Role {
     /// Takes appends and moves the high watermark.
     Leader,
-    /// Copies the leader's log (not yet: every partition is led by its only replica).
-    #[allow(dead_code)]
+    /// Copies the leader's log.
     Follower {
-        /// The leader's node id.
-        leader: i32,
+        /// The leader's node id (`None`: no leader at the moment).
+        leader: Option<i32>,
     },
 }
 
 /// The leader's view of one follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FollowerState {
-    /// The follower's log end offset, as its last fetch told.
+    /// The follower's log end offset, as its last fetch told (-1: not known yet in this
+    /// leader epoch).
     pub(crate) log_end_offset: i64,
+    /// When (ms) the follower was last caught up with the leader's log end offset, as
+    /// Kafka's `lastCaughtUpTimeMs` (for the ISR shrink after `replica.lag.time.max.ms`).
+    pub(crate) last_caught_up_ms: i64,
+}
+
+/// What the metadata image says of one partition this node hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The leader's node id, `None` when the partition has none.
+    pub leader: Option<i32>,
+    /// The leader epoch: grows at each leadership change.
+    pub leader_epoch: i32,
+    /// The partition epoch: grows at each change of the partition (ISR, replicas).
+    pub partition_epoch: i32,
+    /// Node ids of every replica.
+    pub replicas: Vec<i32>,
+    /// Node ids of the in-sync replicas.
+    pub isr: Vec<i32>,
 }
 
 /// Replication state, changed by leadership changes and follower fetches.
@@ -60,9 +78,12 @@ pub(crate) struct FollowerState {
 struct ReplicaState {
     role: Role,
     leader_epoch: i32,
+    partition_epoch: i32,
+    /// Node ids of every replica.
+    replicas: Vec<i32>,
     /// Node ids of the in-sync replicas, this broker included when it leads.
     isr: Vec<i32>,
-    /// The other replicas, by node id (empty while partitions have one replica).
+    /// The other replicas, by node id, as the leader sees them (empty on a follower).
     followers: HashMap<i32, FollowerState>,
 }
 
@@ -74,6 +95,17 @@ pub struct Partition {
     node_id: i32,
     log: Arc<PartitionLog>,
     state: Mutex<ReplicaState>,
+}
+
+/// What [`Partition::apply_state`] changed for replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateChange {
+    /// Nothing: the state was not newer, or changed only the ISR of a leader.
+    None,
+    /// This broker leads now (or leads in a newer epoch): it stops fetching.
+    BecameLeader,
+    /// This broker follows now (or follows a newer epoch): its fetcher (re)starts.
+    BecameFollower,
 }
 
 /// A successful append on the leader: the offsets the log gave and the partition's
@@ -117,10 +149,102 @@ impl Partition {
             state: Mutex::new(ReplicaState {
                 role: Role::Leader,
                 leader_epoch: 0,
+                partition_epoch: 0,
+                replicas: vec![node_id],
                 isr: vec![node_id],
                 followers: HashMap::new(),
             }),
         }
+    }
+
+    /// Partition `index` of `topic`, backed by `log`, in the role `state` gives this
+    /// broker (`node_id`).
+    pub(crate) fn with_state(
+        topic: Arc<Topic>,
+        index: i32,
+        node_id: i32,
+        log: Arc<PartitionLog>,
+        state: &PartitionState,
+    ) -> Result<Partition, ReplicaError> {
+        let partition = Partition::new_sole_leader(topic, index, node_id, log);
+        {
+            let mut s = lock(&partition.state);
+            // Below any epoch the image gives, so that `apply_state` takes it.
+            s.leader_epoch = -1;
+            s.partition_epoch = -1;
+        }
+        partition.apply_state(state)?;
+        Ok(partition)
+    }
+
+    /// Makes this replica what `state` says (Kafka's `makeLeader` / `makeFollower`);
+    /// returns what changed for replication. A state older than the one held (lower
+    /// leader epoch, or same leader epoch and lower partition epoch) is ignored.
+    pub(crate) fn apply_state(&self, state: &PartitionState) -> Result<StateChange, ReplicaError> {
+        let mut s = lock(&self.state);
+        let newer_leader = state.leader_epoch > s.leader_epoch;
+        let same_leader = state.leader_epoch == s.leader_epoch;
+        let newer = newer_leader || (same_leader && state.partition_epoch > s.partition_epoch);
+        if !newer {
+            return Ok(StateChange::None);
+        }
+        let was = s.role;
+        s.leader_epoch = state.leader_epoch;
+        s.partition_epoch = state.partition_epoch;
+        s.replicas = state.replicas.clone();
+        s.isr = state.isr.clone();
+        if state.leader == Some(self.node_id) {
+            s.role = Role::Leader;
+            let now = crate::shutdown::now_ms();
+            if newer_leader || was != Role::Leader {
+                // A new leader knows nothing of its followers yet (Kafka's
+                // `resetReplicaState`): their log end offsets come with their fetches.
+                s.followers.clear();
+            }
+            let node_id = self.node_id;
+            s.followers.retain(|id, _| state.replicas.contains(id));
+            for &id in state.replicas.iter().filter(|&&id| id != node_id) {
+                s.followers.entry(id).or_insert(FollowerState {
+                    log_end_offset: -1,
+                    last_caught_up_ms: now,
+                });
+            }
+            drop(s);
+            if newer_leader {
+                // The new epoch begins at the log end offset (Kafka's
+                // `maybeAssignEpochStartOffset`), so followers asking where their epoch
+                // ends learn it even before the first append.
+                let log = &self.log;
+                log.assign_epoch_start(state.leader_epoch)?;
+            }
+            self.maybe_increment_high_watermark();
+            Ok(if was == Role::Leader && !newer_leader {
+                StateChange::None
+            } else {
+                StateChange::BecameLeader
+            })
+        } else {
+            s.role = Role::Follower {
+                leader: state.leader,
+            };
+            s.followers.clear();
+            Ok(StateChange::BecameFollower)
+        }
+    }
+
+    #[allow(dead_code)] // follower fetching uses it next
+    /// The leader this replica follows, `None` when it leads or knows no leader.
+    pub(crate) fn leader_id(&self) -> Option<i32> {
+        match lock(&self.state).role {
+            Role::Leader => Some(self.node_id),
+            Role::Follower { leader } => leader,
+        }
+    }
+
+    #[allow(dead_code)] // follower fetching uses it next
+    /// Node ids of every replica.
+    pub(crate) fn replicas(&self) -> Vec<i32> {
+        lock(&self.state).replicas.clone()
     }
 
     /// The topic.
@@ -143,8 +267,8 @@ impl Partition {
         lock(&self.state).leader_epoch
     }
 
+    #[allow(dead_code)] // follower fetching uses it next
     /// Node ids of the in-sync replicas.
-    #[cfg(test)]
     pub(crate) fn isr(&self) -> Vec<i32> {
         lock(&self.state).isr.clone()
     }
@@ -152,6 +276,19 @@ impl Partition {
     /// Whether this broker leads the partition.
     pub(crate) fn is_leader(&self) -> bool {
         lock(&self.state).role == Role::Leader
+    }
+
+    /// `NOT_LEADER_OR_FOLLOWER` unless this broker leads the partition: clients produce
+    /// to, consume from and list offsets of the leader only.
+    pub(crate) fn check_leader(&self) -> Result<(), ReplicaError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(ReplicaError::NotLeaderOrFollower {
+                topic: self.topic.name().to_string(),
+                partition: self.index,
+            })
+        }
     }
 
     /// The high watermark: offsets below it are committed.
@@ -181,12 +318,7 @@ impl Partition {
         batches: &mut ReadBuf,
         policy: &ProducePolicy,
     ) -> Result<LeaderAppendInfo, ReplicaError> {
-        if !self.is_leader() {
-            return Err(ReplicaError::NotLeaderOrFollower {
-                topic: self.topic.name().to_string(),
-                partition: self.index,
-            });
-        }
+        self.check_leader()?;
         let now = crate::shutdown::now_ms();
         let log_append_time_ms = match policy.timestamp_type {
             TimestampType::LogAppendTime => now,
@@ -213,15 +345,21 @@ impl Partition {
                 return self.log.high_watermark();
             }
             let leader_end = self.log.log_end_offset();
+            // A member whose log end offset is not known yet holds the high watermark
+            // where it is.
+            let hw = self.log.high_watermark();
             state
                 .isr
                 .iter()
                 .filter(|&&id| id != self.node_id)
                 .map(|id| {
-                    state
-                        .followers
-                        .get(id)
-                        .map_or(self.log.high_watermark(), |f| f.log_end_offset)
+                    state.followers.get(id).map_or(hw, |f| {
+                        if f.log_end_offset < 0 {
+                            hw
+                        } else {
+                            f.log_end_offset
+                        }
+                    })
                 })
                 .fold(leader_end, i64::min)
         };
@@ -236,7 +374,15 @@ impl Partition {
         state.isr = isr;
         state.followers = followers
             .iter()
-            .map(|&(id, log_end_offset)| (id, FollowerState { log_end_offset }))
+            .map(|&(id, log_end_offset)| {
+                (
+                    id,
+                    FollowerState {
+                        log_end_offset,
+                        last_caught_up_ms: 0,
+                    },
+                )
+            })
             .collect();
     }
 

@@ -388,3 +388,70 @@ proptest::proptest! {
         }
     }
 }
+
+fn state(leader: Option<i32>, leader_epoch: i32, isr: &[i32]) -> PartitionState {
+    PartitionState {
+        leader,
+        leader_epoch,
+        partition_epoch: leader_epoch,
+        replicas: vec![1, 2, 3],
+        isr: isr.to_vec(),
+    }
+}
+
+impl Fixture {
+    fn apply(&self, s: PartitionState) {
+        let topic = self.topics.topic("t").unwrap();
+        let log = topic.partition(0).unwrap();
+        self.replicas.apply_partition_state(&topic, 0, log, s, None);
+    }
+}
+
+#[test]
+fn applied_state_makes_leader_or_follower_and_ignores_older_epochs() {
+    let f = fixture(false);
+    f.replicas.set_managed();
+    let topic = f.topics.topic("t").unwrap();
+    assert!(
+        matches!(
+            f.replicas.partition(&f.topics, &topic, 0),
+            Err(ReplicaError::NotLeaderOrFollower { .. })
+        ),
+        "a managed broker does not lead what the image never gave it"
+    );
+    f.apply(state(Some(1), 3, &[1, 2]));
+    let p = f.partition();
+    assert!(p.is_leader());
+    assert_eq!((p.leader_epoch(), p.isr()), (3, vec![1, 2]));
+    assert_eq!(
+        p.log().latest_epoch(),
+        Some(3),
+        "a new leader's epoch starts at its log end offset"
+    );
+    let policy = p.topic().config().produce_policy(f.topics.defaults());
+    let mut b = BUFFERS.copy_of(&batch_of(0, 2, 0, 10));
+    p.append_as_leader(&mut b, &policy).unwrap();
+    assert_eq!(p.high_watermark(), 0, "follower 2 has not fetched yet");
+
+    f.apply(state(Some(2), 4, &[1, 2]));
+    let p = f.partition();
+    assert!(!p.is_leader());
+    assert_eq!(p.leader_id(), Some(2));
+    let mut b = BUFFERS.copy_of(&batch_of(1, 2, 0, 10));
+    assert!(matches!(
+        p.append_as_leader(&mut b, &policy),
+        Err(ReplicaError::NotLeaderOrFollower { .. })
+    ));
+    f.apply(state(Some(1), 3, &[1]));
+    assert_eq!(
+        (p.leader_epoch(), p.leader_id()),
+        (4, Some(2)),
+        "an older epoch is ignored"
+    );
+
+    f.replicas.remove_partition(topic.id(), 0);
+    assert!(matches!(
+        f.replicas.partition(&f.topics, &topic, 0),
+        Err(ReplicaError::NotLeaderOrFollower { .. })
+    ));
+}
