@@ -18,6 +18,8 @@ pub(crate) fn log_error(e: &LogError) -> ResponseError {
         LogError::DuplicateSequence { .. } => ResponseError::DuplicateSequenceNumber,
         // A topic deleted while a request was using it.
         LogError::Closed { .. } => ResponseError::UnknownTopicOrPartition,
+        // Only a follower's own appends meet it; no client request does.
+        LogError::UnexpectedAppendOffset { .. } => ResponseError::UnknownServerError,
         LogError::CorruptSegment { .. }
         | LogError::Io { .. }
         | LogError::Offline { .. }

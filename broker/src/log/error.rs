@@ -82,6 +82,18 @@ pub enum LogError {
         /// What check failed.
         reason: String,
     },
+    /// A follower's append does not continue its log (it would rewrite offsets it holds).
+    #[error(
+        "log {dir}: a follower append starts at offset {offset}, below the log end offset {log_end_offset}"
+    )]
+    UnexpectedAppendOffset {
+        /// The log's directory.
+        dir: PathBuf,
+        /// The first offset of the batches.
+        offset: i64,
+        /// The log end offset.
+        log_end_offset: i64,
+    },
     /// The log was closed or deleted; nothing more can be appended.
     #[error("log {dir} is closed")]
     Closed {

@@ -74,6 +74,7 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 mod timestamps;
+mod truncate;
 mod validate;
 
 pub use batch::{BatchFrame, BatchHeader, FrameError, frames};

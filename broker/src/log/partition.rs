@@ -58,6 +58,15 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// How an append treats the batches' offsets.
+#[derive(Debug, Clone, Copy)]
+enum AppendMode {
+    /// Assigns offsets from the log end offset (and stamps the leader epoch, if given).
+    Assign { leader_epoch: Option<i32> },
+    /// Keeps the leader's offsets and epochs (a follower's copy).
+    Follower,
+}
+
 /// How far a read may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchIsolation {
@@ -211,7 +220,7 @@ impl PartitionLog {
     /// records stay invisible to consumers until [`PartitionLog::advance_high_watermark`]
     /// passes them (once the in-sync replicas have them).
     pub fn append_uncommitted(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
-        self.append_reported(batches, None)
+        self.append_reported(batches, AppendMode::Assign { leader_epoch: None })
     }
 
     /// Appends as the partition's leader in `leader_epoch`: like
@@ -223,16 +232,60 @@ impl PartitionLog {
         batches: &mut [u8],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
-        self.append_reported(batches, Some(leader_epoch))
+        self.append_reported(
+            batches,
+            AppendMode::Assign {
+                leader_epoch: Some(leader_epoch),
+            },
+        )
+    }
+
+    /// Appends batches fetched from the partition's leader as they are: their offsets and
+    /// leader epochs are the leader's (no offset is assigned, no sequence checked; the
+    /// epochs feed the leader-epoch cache and idempotent producers' batches the producer
+    /// state). The first batch may not start below the log end offset; one starting
+    /// above it (the leader's log was compacted) starts a new segment there. Leaves the
+    /// high watermark where it is.
+    pub fn append_as_follower(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        // Batches of a compacted log may leave offsets out between them: each run of
+        // contiguous batches is appended on its own, a gap starting a new segment.
+        let mut runs = Vec::new();
+        let mut start = 0;
+        let mut expected = None;
+        for (pos, h) in batch::headers(batches) {
+            if expected.is_some_and(|e| h.base_offset != e) {
+                runs.push(start..pos);
+                start = pos;
+            }
+            expected = Some(h.last_offset() + 1);
+        }
+        runs.push(start..batches.len());
+        let mut info: Option<AppendInfo> = None;
+        for run in runs {
+            let done = self.append_reported(&mut batches[run], AppendMode::Follower)?;
+            info = Some(match info {
+                None => done,
+                Some(first) => AppendInfo {
+                    last_offset: done.last_offset,
+                    max_timestamp: first.max_timestamp.max(done.max_timestamp),
+                    log_start_offset: done.log_start_offset,
+                    ..first
+                },
+            });
+        }
+        info.ok_or_else(|| LogError::CorruptBatch {
+            position: 0,
+            reason: "no record batch".into(),
+        })
     }
 
     fn append_reported(
         &self,
         batches: &mut [u8],
-        leader_epoch: Option<i32>,
+        mode: AppendMode,
     ) -> Result<AppendInfo, LogError> {
         let len = batches.len() as u64;
-        let result = self.append_unreported(batches, leader_epoch);
+        let result = self.append_unreported(batches, mode);
         match &result {
             Ok(info) if !info.duplicate => self.log_dir.appended(&self.dir, len),
             Err(e @ LogError::Io { .. }) => self.log_dir.write_failed(&self.dir, e),
@@ -244,7 +297,7 @@ impl PartitionLog {
     fn append_unreported(
         &self,
         batches: &mut [u8],
-        leader_epoch: Option<i32>,
+        mode: AppendMode,
     ) -> Result<AppendInfo, LogError> {
         let count = batch::validate(batches)?;
         let mut w = lock(&self.writer);
@@ -254,8 +307,30 @@ impl PartitionLog {
             });
         }
         self.check_online()?;
-        if let Some(dup) = self.check_sequences(&w, batches, count)? {
-            return Ok(dup);
+        let (assign, leader_epoch) = match mode {
+            AppendMode::Assign { leader_epoch } => (true, leader_epoch),
+            AppendMode::Follower => (false, None),
+        };
+        if assign {
+            if let Some(dup) = self.check_sequences(&w, batches, count)? {
+                return Ok(dup);
+            }
+        } else {
+            let first = BatchHeader::parse(batches).map_or(w.next_offset, |h| h.base_offset);
+            if first < w.next_offset {
+                return Err(LogError::UnexpectedAppendOffset {
+                    dir: self.dir.clone(),
+                    offset: first,
+                    log_end_offset: w.next_offset,
+                });
+            }
+            if first > w.next_offset {
+                // The leader's log has no records in between (compaction): a new segment
+                // starts at the batch, so that every segment's offsets run from its base.
+                w.next_offset = first;
+                self.view_mut().log_end = first;
+                self.roll(&mut w)?;
+            }
         }
         let len = batches.len() as u64;
         self.log_dir.admit(len, self.may_use_reserve)?;
@@ -276,7 +351,9 @@ impl PartitionLog {
             let Some(h) = BatchHeader::parse(&batches[pos..]) else {
                 break;
             };
-            batch::set_base_offset(&mut batches[pos..], next);
+            if assign {
+                batch::set_base_offset(&mut batches[pos..], next);
+            }
             if let Some(epoch) = leader_epoch {
                 batch::set_partition_leader_epoch(&mut batches[pos..], epoch);
             }

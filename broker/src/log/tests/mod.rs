@@ -7,6 +7,7 @@ mod faults;
 mod high_watermark;
 mod leader_epochs;
 mod model;
+mod replication;
 
 use std::path::Path;
 
