@@ -19,6 +19,7 @@
 
 mod api;
 mod compat;
+mod context;
 mod error;
 mod format;
 mod mode;

@@ -1369,3 +1369,105 @@ async fn format_resolved_inlines_referenced_avro_types_and_other_formats_serve_t
         .await;
     assert_eq!((status, error_code(&body)), (404, 40403));
 }
+
+#[tokio::test]
+async fn contexts_number_ids_apart_and_keep_their_own_subjects_config_and_mode() {
+    let log: Arc<dyn SchemaLog> = Arc::new(MemoryLog::new());
+    {
+        let api = Api::over(log.clone());
+        assert_eq!(api.register("orders", &v1()).await.1, json!({"id": 1}));
+        // The same schema in another context is that context's id 1, not the default's.
+        assert_eq!(
+            api.register(":.staging:orders", &v1()).await.1,
+            json!({"id": 1})
+        );
+        assert_eq!(
+            api.register(":.staging:orders", &v2()).await.1,
+            json!({"id": 2})
+        );
+        // `:.:s` is the default context's `s`.
+        assert_eq!(
+            api.call("GET", "/subjects/:.:orders/versions", None)
+                .await
+                .1,
+            json!([1])
+        );
+        // A context's level applies to its subjects only.
+        api.call(
+            "PUT",
+            "/config/:.staging:",
+            Some(json!({"compatibility": "NONE"})),
+        )
+        .await;
+        assert_eq!(
+            api.register(":.staging:orders", &breaking()).await.0,
+            200,
+            "NONE in .staging"
+        );
+        assert_eq!(api.register("orders", &breaking()).await.0, 409);
+        api.call("PUT", "/mode/:.staging:", Some(json!({"mode": "READONLY"})))
+            .await;
+    }
+    let api = Api::over(log);
+    assert_eq!(
+        api.call("GET", "/contexts", None).await.1,
+        json!([".", ".staging"])
+    );
+    assert_eq!(
+        api.call("GET", "/subjects", None).await.1,
+        json!([":.staging:orders", "orders"])
+    );
+    assert_eq!(
+        api.call("GET", "/subjects?subjectPrefix=:.staging:", None)
+            .await
+            .1,
+        json!([":.staging:orders"])
+    );
+    assert_eq!(
+        api.call("GET", "/subjects/:.staging:orders/versions", None)
+            .await
+            .1,
+        json!([1, 2, 3])
+    );
+    let (_, latest) = api
+        .call("GET", "/subjects/:.staging:orders/versions/latest", None)
+        .await;
+    assert_eq!(
+        (latest["subject"].clone(), latest["id"].clone()),
+        (json!(":.staging:orders"), json!(3))
+    );
+    // Id 3 exists only in .staging: looked up there by naming a subject of it.
+    assert_eq!(api.call("GET", "/schemas/ids/3", None).await.0, 404);
+    let (status, body) = api
+        .call("GET", "/schemas/ids/3?subject=:.staging:orders", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["schema"], breaking().to_string());
+    assert_eq!(
+        api.call(
+            "GET",
+            "/schemas/ids/2/subjects?subject=:.staging:orders",
+            None
+        )
+        .await
+        .1,
+        json!([":.staging:orders"])
+    );
+    assert_eq!(
+        api.call("GET", "/config/:.staging:", None).await.1,
+        json!({"compatibilityLevel": "NONE"})
+    );
+    assert_eq!(
+        api.call("GET", "/config/:.staging:orders?defaultToGlobal=true", None)
+            .await
+            .1,
+        json!({"compatibilityLevel": "NONE"}),
+        "defaultToGlobal falls back to the subject's context first"
+    );
+    let (status, body) = api.register(":.staging:orders", &v1()).await;
+    assert_eq!((status, error_code(&body)), (422, 42205), "{body}");
+    // The default context is untouched by .staging's mode and ids.
+    let fresh =
+        user(json!([{"name": "id", "type": "long"}, {"name": "z", "type": "int", "default": 0}]));
+    assert_eq!(api.register("orders", &fresh).await.1, json!({"id": 2}));
+}

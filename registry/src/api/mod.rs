@@ -208,9 +208,12 @@ async fn metadata_id(axum::extract::State(registry): axum::extract::State<Shared
     }))
 }
 
-/// `GET /contexts`: strand keeps every subject in Confluent's default context, `.`.
-async fn contexts() -> Response {
-    json(&["."])
+/// `GET /contexts`: the default context `.` and every context holding a subject, sorted.
+async fn contexts(
+    axum::extract::State(registry): axum::extract::State<Shared>,
+    params: Params,
+) -> ApiResult {
+    Ok(json(&params.page(registry.contexts())?))
 }
 
 async fn openapi() -> Response {

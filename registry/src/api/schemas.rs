@@ -13,6 +13,14 @@ fn parse_id(text: &str) -> Result<u32, ApiError> {
     }
 }
 
+/// Whether a subject using an id is one the `subject` parameter asks for (all without it).
+fn wanted(params: &Params, subject: &str) -> bool {
+    params
+        .get("subject")
+        .is_none_or(|s| crate::context::normalize(s) == subject)
+}
+
+/// `GET /schemas/ids/{id}`; `?subject=` takes the id in that subject's context.
 pub(super) async fn by_id(
     State(registry): State<Shared>,
     PathParams(id): PathParams<String>,
@@ -20,8 +28,8 @@ pub(super) async fn by_id(
 ) -> ApiResult {
     let id = parse_id(&id)?;
     let body = match params.get("format").filter(|f| !f.trim().is_empty()) {
-        Some(format) => registry.schema_body_formatted(id, format),
-        None => registry.schema_body_by_id(id),
+        Some(format) => registry.schema_body_formatted(params.get("subject"), id, format),
+        None => registry.schema_body_by_id(params.get("subject"), id),
     };
     match body {
         Some(body) => Ok(raw_json(body)),
@@ -36,7 +44,9 @@ pub(super) async fn text_by_id(
 ) -> ApiResult {
     let id = parse_id(&id)?;
     Ok(raw_json(
-        registry.schema_text_by_id(id, params.get("format"))?.into(),
+        registry
+            .schema_text_by_id(params.get("subject"), id, params.get("format"))?
+            .into(),
     ))
 }
 
@@ -47,9 +57,9 @@ pub(super) async fn versions_of_id(
 ) -> ApiResult {
     let id = parse_id(&id)?;
     let versions: Vec<serde_json::Value> = registry
-        .id_versions(id, params.flag("deleted"))?
+        .id_versions(params.get("subject"), id, params.flag("deleted"))?
         .into_iter()
-        .filter(|(subject, _)| params.get("subject").is_none_or(|s| s == subject))
+        .filter(|(subject, _)| wanted(&params, subject))
         .map(|(subject, version)| serde_json::json!({"subject": subject, "version": version}))
         .collect();
     Ok(json(&params.page(versions)?))
@@ -62,10 +72,10 @@ pub(super) async fn subjects_of_id(
 ) -> ApiResult {
     let id = parse_id(&id)?;
     let mut subjects: Vec<String> = registry
-        .id_versions(id, params.flag("deleted"))?
+        .id_versions(params.get("subject"), id, params.flag("deleted"))?
         .into_iter()
         .map(|(subject, _)| subject)
-        .filter(|subject| params.get("subject").is_none_or(|s| s == subject))
+        .filter(|subject| wanted(&params, subject))
         .collect();
     subjects.dedup();
     Ok(json(&params.page(subjects)?))

@@ -8,7 +8,8 @@ use super::{ApiResult, JsonBody, Params, PathParams, Shared, json};
 use crate::registry::{SchemaRequest, VersionSpec};
 
 pub(super) async fn list(State(registry): State<Shared>, params: Params) -> ApiResult {
-    let prefix = params.get("subjectPrefix").unwrap_or("");
+    // As Confluent: without a prefix, the subjects of every context.
+    let prefix = params.get("subjectPrefix").unwrap_or(":*:");
     let subjects = registry.subjects(prefix, params.lookup_filter());
     Ok(json(&params.page(subjects)?))
 }

@@ -3,6 +3,7 @@
 //! schema references.
 
 use super::{Registry, VersionSpec};
+use crate::context;
 use crate::error::RegistryError;
 use crate::store::{Event, State, VersionValue};
 
@@ -23,6 +24,7 @@ impl Registry {
         subject: &str,
         permanent: bool,
     ) -> Result<Vec<u32>, RegistryError> {
+        let subject = &context::normalize(subject);
         self.change(|state| {
             Self::check_writable(state, subject)?;
             let versions = state
@@ -52,14 +54,14 @@ impl Registry {
                 if !any_live {
                     return Err(RegistryError::SubjectSoftDeleted(subject.to_string()));
                 }
-                let live: Vec<(u32, u32)> = state.live_versions(subject);
+                let live = state.live_versions(subject);
                 let events = live
                     .iter()
                     .map(|(n, id)| {
                         Event::Version(VersionValue {
                             subject: subject.to_string(),
                             version: *n,
-                            id: *id,
+                            id: id.id,
                             deleted: true,
                         })
                     })
@@ -77,6 +79,7 @@ impl Registry {
         spec: VersionSpec,
         permanent: bool,
     ) -> Result<u32, RegistryError> {
+        let subject = &context::normalize(subject);
         self.change(|state| {
             Self::check_writable(state, subject)?;
             let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
@@ -110,7 +113,7 @@ impl Registry {
                     vec![Event::Version(VersionValue {
                         subject: subject.to_string(),
                         version,
-                        id,
+                        id: id.id,
                         deleted: true,
                     })],
                     version,

@@ -30,9 +30,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use dashmap::DashMap;
 
+use crate::context;
 use crate::error::RegistryError;
 use crate::format::{self, Checkable, Format, Resolved};
-use crate::store::{Event, LogRecord, SchemaContent, SchemaLog, SchemaReference, State};
+use crate::store::{Event, Gid, LogRecord, SchemaContent, SchemaLog, SchemaReference, State};
 
 pub use reads::{LookupFilter, SubjectVersion, VersionSpec};
 pub use register::SchemaRequest;
@@ -92,8 +93,8 @@ fn add_contract(body: &mut serde_json::Value, content: &SchemaContent) {
 pub struct Registry {
     log: Arc<dyn SchemaLog>,
     state: RwLock<State>,
-    by_id: DashMap<u32, Bytes>,
-    graphs: Mutex<HashMap<u32, Arc<Checkable>>>,
+    by_id: DashMap<Gid, Bytes>,
+    graphs: Mutex<HashMap<Gid, Arc<Checkable>>>,
     writer: tokio::sync::Mutex<()>,
     /// Permits for work on the blocking pool (checks, large parses).
     checks: Arc<tokio::sync::Semaphore>,
@@ -104,7 +105,7 @@ pub struct Registry {
     tail: Mutex<i64>,
     /// Identities of the ids this registry is registering, computed by the registration,
     /// so that applying its records does not parse the schema again.
-    pending: Mutex<HashMap<u32, String>>,
+    pending: Mutex<HashMap<(String, u32), String>>,
     options: Options,
 }
 
@@ -117,11 +118,14 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 
 /// Subjects may not be empty, hold control characters or be the reserved names.
+/// A qualified name may name a context alone (`:.ctx:`, for its config and mode); the
+/// reserved names are refused in any context.
 fn check_subject(subject: &str) -> Result<(), RegistryError> {
+    let within = context::QualifiedSubject::parse(subject).subject;
     if subject.is_empty()
         || subject.chars().any(char::is_control)
-        || subject == "__GLOBAL"
-        || subject == "__EMPTY"
+        || within == "__GLOBAL"
+        || within == "__EMPTY"
     {
         return Err(RegistryError::InvalidSubject);
     }
@@ -257,7 +261,11 @@ impl Registry {
                             .map(|v| v.id),
                         None,
                     ),
-                    Event::SchemaId(content) if !state.schemas.contains_key(&content.id) => {
+                    Event::SchemaId(content)
+                        if state
+                            .gid(&content.context, content.id)
+                            .is_none_or(|gid| !state.schemas.contains_key(&gid)) =>
+                    {
                         (None, Some(content.id))
                     }
                     _ => (None, None),
@@ -271,7 +279,7 @@ impl Registry {
                             .pending
                             .lock()
                             .ok()
-                            .and_then(|mut p| p.remove(&content.id));
+                            .and_then(|mut p| p.remove(&(content.context.clone(), content.id)));
                         let identity = match known {
                             Some(identity) => Some(identity),
                             // Graphs are cached lazily, when a compatibility check first
@@ -284,15 +292,21 @@ impl Registry {
                                 }
                             },
                         };
-                        if let Some(identity) = identity {
-                            state.identities.entry(identity).or_insert(content.id);
+                        if let Some(identity) = identity
+                            && let Some(gid) = state.gid(&content.context, content.id)
+                        {
+                            state
+                                .identities
+                                .entry((gid.context, identity))
+                                .or_insert(gid);
                         }
                     }
                     Event::Version(v) => {
-                        if !self.by_id.contains_key(&v.id)
-                            && let Some(content) = state.schemas.get(&v.id)
+                        if let Some(gid) = state.gid(context::context_of(&v.subject), v.id)
+                            && !self.by_id.contains_key(&gid)
+                            && let Some(content) = state.schemas.get(&gid)
                         {
-                            self.by_id.insert(v.id, id_body(content));
+                            self.by_id.insert(gid, id_body(content));
                         }
                     }
                     Event::VersionGone { .. } => {
@@ -311,7 +325,7 @@ impl Registry {
         state: &State,
         content: &SchemaContent,
     ) -> Result<(String, Arc<Checkable>), RegistryError> {
-        let resolved = resolve_references(state, &content.references)?;
+        let resolved = resolve_references(state, &content.context, &content.references)?;
         let parsed = format::parse(
             Format::of_stored(content.schema_type.as_deref()),
             &content.schema,
@@ -327,7 +341,7 @@ impl Registry {
     }
 
     /// The graph of a stored schema, if a compatibility check already parsed it.
-    fn cached_graph(&self, id: u32) -> Option<Arc<Checkable>> {
+    fn cached_graph(&self, id: Gid) -> Option<Arc<Checkable>> {
         self.graphs.lock().ok().and_then(|g| g.get(&id).cloned())
     }
 
@@ -409,20 +423,24 @@ impl Registry {
 }
 
 /// The schema texts a list of references needs, transitively, dependencies first, each once.
+/// `context` is the referencing schema's: an unqualified reference names a subject there.
 fn resolve_references(
     state: &State,
+    context: &str,
     references: &[SchemaReference],
 ) -> Result<Vec<Resolved>, RegistryError> {
     let mut out = Vec::new();
     let mut seen = Vec::new();
+    let referrer = context::qualify(context, "");
     for r in references {
-        resolve_one(state, r, &mut out, &mut seen, 0)?;
+        resolve_one(state, &referrer, r, &mut out, &mut seen, 0)?;
     }
     Ok(out)
 }
 
 fn resolve_one(
     state: &State,
+    referrer: &str,
     r: &SchemaReference,
     out: &mut Vec<Resolved>,
     seen: &mut Vec<(String, u32)>,
@@ -434,13 +452,14 @@ fn resolve_one(
             "references nest too deeply".into(),
         ));
     }
-    let key = (r.subject.clone(), r.version);
+    let subject = context::qualify_reference(referrer, &r.subject);
+    let key = (subject.clone(), r.version);
     if seen.contains(&key) {
         return Ok(());
     }
     let id = state
         .subjects
-        .get(&r.subject)
+        .get(&subject)
         .and_then(|vs| vs.get(&r.version))
         .map(|v| v.id)
         .ok_or_else(|| {
@@ -452,10 +471,10 @@ fn resolve_one(
     let content = state
         .schemas
         .get(&id)
-        .ok_or(RegistryError::SchemaIdNotFound(id))?;
+        .ok_or(RegistryError::SchemaIdNotFound(id.id))?;
     seen.push(key);
     for nested in &content.references {
-        resolve_one(state, nested, out, seen, depth + 1)?;
+        resolve_one(state, &subject, nested, out, seen, depth + 1)?;
     }
     out.push(Resolved {
         name: r.name.clone(),

@@ -8,9 +8,10 @@ use bytes::Bytes;
 
 use super::register::request_resolved;
 use super::{Registry, SchemaRequest, add_contract, id_body, resolve_references, with_contract};
+use crate::context;
 use crate::error::RegistryError;
 use crate::format::Format;
-use crate::store::{SchemaContent, State};
+use crate::store::{Gid, SchemaContent, State};
 
 /// Which subjects or versions a listing shows, as Confluent's `deleted` and `deletedOnly`
 /// query parameters choose (`deletedOnly` wins when both are given).
@@ -100,18 +101,42 @@ impl SubjectVersion {
 }
 
 impl Registry {
-    /// The precomputed body of `GET /schemas/ids/{id}`.
-    pub fn schema_body_by_id(&self, id: u32) -> Option<Bytes> {
-        self.by_id.get(&id).map(|b| b.clone())
+    /// Schema id `id` of the context of `subject` (Confluent's `?subject=` on `/schemas/ids`),
+    /// of the default context without one.
+    fn id_in_context(&self, subject: Option<&str>, id: u32) -> Option<Gid> {
+        match subject.map(context::context_of) {
+            None | Some(context::DEFAULT_CONTEXT) => Some(Gid { context: 0, id }),
+            Some(context) => self.read().gid(context, id),
+        }
     }
 
-    /// The subject versions using a schema id.
-    pub fn id_versions(&self, id: u32, deleted: bool) -> Result<Vec<(String, u32)>, RegistryError> {
+    /// The precomputed body of `GET /schemas/ids/{id}`, the id taken in the context of
+    /// `subject`.
+    pub fn schema_body_by_id(&self, subject: Option<&str>, id: u32) -> Option<Bytes> {
+        let gid = self.id_in_context(subject, id)?;
+        self.by_id.get(&gid).map(|b| b.clone())
+    }
+
+    /// The subject versions using a schema id of the context of `subject`.
+    pub fn id_versions(
+        &self,
+        subject: Option<&str>,
+        id: u32,
+        deleted: bool,
+    ) -> Result<Vec<(String, u32)>, RegistryError> {
+        let gid = self
+            .id_in_context(subject, id)
+            .ok_or(RegistryError::SchemaIdNotFound(id))?;
         let state = self.read();
-        if !state.id_in_use(id) {
+        if !state.id_in_use(gid) {
             return Err(RegistryError::SchemaIdNotFound(id));
         }
-        Ok(state.versions_of_id(id, deleted))
+        Ok(state.versions_of_id(gid, deleted))
+    }
+
+    /// The contexts holding subjects, `.` always, sorted (`GET /contexts`).
+    pub fn contexts(&self) -> Vec<String> {
+        self.read().context_names()
     }
 
     /// The schema text of `content` in Confluent's `format`: `resolved` inlines an Avro
@@ -139,7 +164,7 @@ impl Registry {
         }
         let resolved = {
             let state = self.read();
-            match resolve_references(&state, &content.references) {
+            match resolve_references(&state, &content.context, &content.references) {
                 Ok(resolved) => resolved,
                 Err(_) => return content.schema.clone(),
             }
@@ -150,18 +175,25 @@ impl Registry {
 
     /// A Protobuf schema as `?format=serialized` answers it (base64 `FileDescriptorProto`).
     fn protobuf_serialized(&self, content: &SchemaContent) -> Option<String> {
-        let resolved = resolve_references(&self.read(), &content.references).ok()?;
+        let resolved =
+            resolve_references(&self.read(), &content.context, &content.references).ok()?;
         crate::format::protobuf::serialized(&content.schema, &resolved).ok()
     }
 
     /// The body of `GET /schemas/ids/{id}?format=...` (see [`Registry::formatted`]).
-    pub fn schema_body_formatted(&self, id: u32, format: &str) -> Option<Bytes> {
+    pub fn schema_body_formatted(
+        &self,
+        subject: Option<&str>,
+        id: u32,
+        format: &str,
+    ) -> Option<Bytes> {
+        let gid = self.id_in_context(subject, id)?;
         let content = {
             let state = self.read();
-            if !state.id_in_use(id) {
+            if !state.id_in_use(gid) {
                 return None;
             }
-            state.schemas.get(&id)?.clone()
+            state.schemas.get(&gid)?.clone()
         };
         let mut shown = (*content).clone();
         shown.schema = self.format_content(&content, Some(format));
@@ -171,13 +203,17 @@ impl Registry {
     /// The raw schema text of an id.
     pub fn schema_text_by_id(
         &self,
+        subject: Option<&str>,
         id: u32,
         format: Option<&str>,
     ) -> Result<String, RegistryError> {
+        let gid = self
+            .id_in_context(subject, id)
+            .ok_or(RegistryError::SchemaIdNotFound(id))?;
         let content = {
             let state = self.read();
-            match state.schemas.get(&id) {
-                Some(content) if state.id_in_use(id) => content.clone(),
+            match state.schemas.get(&gid) {
+                Some(content) if state.id_in_use(gid) => content.clone(),
                 _ => return Err(RegistryError::SchemaIdNotFound(id)),
             }
         };
@@ -193,7 +229,7 @@ impl Registry {
             .filter(|(name, vs)| {
                 // A subject is soft-deleted when none of its versions is live.
                 let deleted = !vs.values().any(|v| !v.deleted);
-                name.starts_with(prefix) && filter.keeps(deleted)
+                context::matches_prefix(name, prefix) && filter.keeps(deleted)
             })
             .map(|(name, _)| name.clone())
             .collect()
@@ -208,8 +244,9 @@ impl Registry {
     ) -> Vec<SubjectVersion> {
         let state = self.read();
         let mut out = Vec::new();
-        for (subject, vs) in state.subjects.iter().filter(|(s, _)| s.starts_with(prefix)) {
-            let mut chosen: Vec<(u32, u32)> = vs
+        let in_prefix = |(s, _): &(&String, _)| context::matches_prefix(s, prefix);
+        for (subject, vs) in state.subjects.iter().filter(in_prefix) {
+            let mut chosen: Vec<(u32, Gid)> = vs
                 .iter()
                 .filter(|(_, v)| deleted || !v.deleted)
                 .map(|(n, v)| (*n, v.id))
@@ -222,7 +259,7 @@ impl Registry {
                     out.push(SubjectVersion {
                         subject: subject.clone(),
                         version,
-                        id,
+                        id: id.id,
                         content: content.clone(),
                     });
                 }
@@ -233,6 +270,7 @@ impl Registry {
 
     /// The versions of a subject.
     pub fn versions(&self, subject: &str, filter: LookupFilter) -> Result<Vec<u32>, RegistryError> {
+        let subject = &context::normalize(subject);
         let state = self.read();
         let versions: Vec<u32> = state
             .subjects
@@ -255,7 +293,7 @@ impl Registry {
         subject: &str,
         spec: VersionSpec,
         deleted: bool,
-    ) -> Result<(u32, u32, bool), RegistryError> {
+    ) -> Result<(u32, Gid, bool), RegistryError> {
         let versions = state
             .subjects
             .get(subject)
@@ -282,17 +320,18 @@ impl Registry {
         spec: VersionSpec,
         deleted: bool,
     ) -> Result<SubjectVersion, RegistryError> {
+        let subject = &context::normalize(subject);
         let state = self.read();
         let (version, id, _) = Self::find_version(&state, subject, spec, deleted)?;
         let content = state
             .schemas
             .get(&id)
             .cloned()
-            .ok_or(RegistryError::SchemaIdNotFound(id))?;
+            .ok_or(RegistryError::SchemaIdNotFound(id.id))?;
         Ok(SubjectVersion {
             subject: subject.to_string(),
             version,
-            id,
+            id: id.id,
             content,
         })
     }
@@ -306,6 +345,7 @@ impl Registry {
         pairs: &[(&str, &str)],
         deleted: bool,
     ) -> Result<SubjectVersion, RegistryError> {
+        let subject = &context::normalize(subject);
         let state = self.read();
         let versions = state
             .subjects
@@ -327,7 +367,7 @@ impl Registry {
                     .then(|| SubjectVersion {
                         subject: subject.to_string(),
                         version: *n,
-                        id: v.id,
+                        id: v.id.id,
                         content: content.clone(),
                     })
             })
@@ -340,9 +380,14 @@ impl Registry {
         subject: &str,
         spec: VersionSpec,
     ) -> Result<Vec<u32>, RegistryError> {
+        let subject = &context::normalize(subject);
         let state = self.read();
         let (version, _, _) = Self::find_version(&state, subject, spec, false)?;
-        Ok(state.referenced_by(subject, version))
+        Ok(state
+            .referenced_by(subject, version)
+            .into_iter()
+            .map(|gid| gid.id)
+            .collect())
     }
 
     /// Finds the version of a subject holding this schema.
@@ -353,6 +398,7 @@ impl Registry {
         normalize: bool,
         deleted: bool,
     ) -> Result<SubjectVersion, RegistryError> {
+        let subject = &context::normalize(subject);
         let format = self.check_request(subject, request)?;
         let resolved = {
             let state = self.read();
@@ -363,7 +409,7 @@ impl Registry {
             {
                 return Err(RegistryError::SubjectNotFound(subject.to_string()));
             }
-            request_resolved(&state, request)?
+            request_resolved(&state, subject, request)?
         };
         let parsed = self.parse_request(format, request, resolved).await?;
         let state = self.read();
@@ -373,12 +419,14 @@ impl Registry {
             .filter(|vs| deleted || vs.values().any(|v| !v.deleted))
             .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
         let base = parsed.identity(normalize);
+        let in_context = state
+            .context_number(context::context_of(subject))
+            .unwrap_or_default();
         let exact = state
             .identities
-            .get(&with_contract(
-                base,
-                request.metadata.as_ref(),
-                request.rule_set.as_ref(),
+            .get(&(
+                in_context,
+                with_contract(base, request.metadata.as_ref(), request.rule_set.as_ref()),
             ))
             .copied()
             .and_then(|id| {
@@ -402,7 +450,7 @@ impl Registry {
                             content.metadata.as_ref(),
                             content.rule_set.as_ref(),
                         );
-                        state.identities.get(&identity) == Some(&v.id)
+                        state.identities.get(&(in_context, identity)) == Some(&v.id)
                     })
                 })
                 .map(|(n, v)| (*n, v.id)),
@@ -418,7 +466,7 @@ impl Registry {
         Ok(SubjectVersion {
             subject: subject.to_string(),
             version: *version,
-            id,
+            id: id.id,
             content,
         })
     }

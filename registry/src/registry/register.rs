@@ -9,10 +9,11 @@ use serde::Deserialize;
 
 use super::{Registry, VersionSpec, check_subject, resolve_references};
 use crate::compat::{Budget, Level};
+use crate::context;
 use crate::error::RegistryError;
 use crate::format::{self, Checkable, Format, Previous, Resolved};
 use crate::mode::Mode;
-use crate::store::{Event, SchemaContent, SchemaReference, State, VersionValue};
+use crate::store::{Event, Gid, SchemaContent, SchemaReference, State, VersionValue};
 
 /// A schema registration or lookup request, as POSTed.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -97,14 +98,14 @@ const INLINE_PARSE_BYTES: usize = 16 * 1024;
 /// An earlier version a new schema is compared with, as gathered under the state lock.
 struct Against {
     version: u32,
-    id: u32,
+    id: Gid,
     content: Arc<SchemaContent>,
     /// Its graph when cached, else the referenced schema texts it needs to be parsed.
     graph: Result<Arc<Checkable>, Vec<Resolved>>,
 }
 
 /// A check's messages, and the graphs of earlier versions it parsed (to cache).
-type Checked = (Vec<String>, Vec<(u32, Arc<Checkable>)>);
+type Checked = (Vec<String>, Vec<(Gid, Arc<Checkable>)>);
 
 /// Everything a compatibility check needs, owned, so that it runs on the blocking pool.
 struct CheckJob {
@@ -164,9 +165,14 @@ impl CheckJob {
 /// The schema texts a request's references need.
 pub(super) fn request_resolved(
     state: &State,
+    subject: &str,
     request: &SchemaRequest,
 ) -> Result<Vec<Resolved>, RegistryError> {
-    resolve_references(state, request.references.as_deref().unwrap_or(&[]))
+    resolve_references(
+        state,
+        context::context_of(subject),
+        request.references.as_deref().unwrap_or(&[]),
+    )
 }
 
 impl Registry {
@@ -176,6 +182,9 @@ impl Registry {
         request: &SchemaRequest,
     ) -> Result<Format, RegistryError> {
         check_subject(subject)?;
+        if context::QualifiedSubject::parse(subject).subject.is_empty() {
+            return Err(RegistryError::InvalidSubject);
+        }
         let format = Format::of_request(request.schema_type.as_deref())?;
         let text = request.schema.as_deref().unwrap_or("");
         if text.len() > self.options.max_schema_bytes {
@@ -237,6 +246,7 @@ impl Registry {
         request: &SchemaRequest,
         normalize: bool,
     ) -> Result<u32, RegistryError> {
+        let subject = &context::normalize(subject);
         let format = self.check_request(subject, request)?;
         let writer = self.write_lock().await?;
         let mut request = request.clone();
@@ -256,7 +266,7 @@ impl Registry {
                     request.rule_set = latest.rule_set.clone();
                 }
             }
-            request_resolved(&state, &request)?
+            request_resolved(&state, subject, &request)?
         };
         let request = &request;
         // Only the follower changes the state meanwhile, applying what others appended (the
@@ -270,14 +280,16 @@ impl Registry {
                 request.metadata.as_ref(),
                 request.rule_set.as_ref(),
             );
-            let existing = state.identities.get(&identity).copied();
+            let existing = state
+                .context_number(context::context_of(subject))
+                .and_then(|n| state.identities.get(&(n, identity)).copied());
             let versions = state.subjects.get(subject);
             if let Some(id) = existing
                 && let Some(vs) = versions
                 && vs.values().any(|v| v.id == id && !v.deleted)
                 && request.version.is_none()
             {
-                Err(id)
+                Err(id.id)
             } else {
                 Ok(self.decide_registration(
                     &state, subject, request, normalize, mode, &parsed, existing,
@@ -309,16 +321,19 @@ impl Registry {
                 request.metadata.as_ref(),
                 request.rule_set.as_ref(),
             );
-            pending.insert(id, identity);
+            pending.insert((context::context_of(subject).to_string(), id), identity);
         }
         let committed = self.commit(events).await;
         if let Ok(mut pending) = self.pending.lock() {
-            pending.remove(&id);
+            pending.remove(&(context::context_of(subject).to_string(), id));
         }
         let position = committed?;
         drop(writer);
-        if let Ok(mut graphs) = self.graphs.lock() {
-            graphs.entry(id).or_insert(parsed.graph.clone());
+        let gid = self.read().gid(context::context_of(subject), id);
+        if let Some(gid) = gid
+            && let Ok(mut graphs) = self.graphs.lock()
+        {
+            graphs.entry(gid).or_insert(parsed.graph.clone());
         }
         self.durable(position).await?;
         Ok(id)
@@ -335,9 +350,11 @@ impl Registry {
         normalize: bool,
         mode: Mode,
         parsed: &format::Parsed,
-        existing: Option<u32>,
+        existing: Option<Gid>,
     ) -> Result<(Vec<Event>, u32, Option<CheckJob>), RegistryError> {
         let versions = state.subjects.get(subject);
+        let context = context::context_of(subject);
+        let existing = existing.map(|gid| gid.id);
         let import = mode == Mode::Import;
         let id = match (request.id, existing) {
             (Some(given), _) if given <= 0 || given > i64::from(i32::MAX) => {
@@ -357,7 +374,10 @@ impl Registry {
             }
             (Some(given), None) => {
                 let given = given as u32;
-                if state.schemas.contains_key(&given) {
+                if state
+                    .gid(context, given)
+                    .is_some_and(|gid| state.schemas.contains_key(&gid))
+                {
                     return Err(RegistryError::OperationNotPermitted(format!(
                         "Overwrite new schema with id {given} is not permitted."
                     )));
@@ -365,7 +385,7 @@ impl Registry {
                 given
             }
             (_, Some(known)) => known,
-            (None, None) => state.max_id + 1,
+            (None, None) => state.max_id(context) + 1,
         };
         let max_version = versions
             .and_then(|vs| vs.keys().next_back().copied())
@@ -396,9 +416,15 @@ impl Registry {
             self.check_job(state, subject, state.level_for(subject), None)?
         };
         let mut events = Vec::new();
+        if state.context_number(context).is_none() {
+            events.push(Event::Context {
+                context: context.to_string(),
+            });
+        }
         if existing.is_none() {
             let references = request.references.clone().unwrap_or_default();
             events.push(Event::SchemaId(SchemaContent {
+                context: context.to_string(),
                 id,
                 schema: if normalize {
                     parsed.normalized.clone()
@@ -428,12 +454,12 @@ impl Registry {
         state: &State,
         subject: &str,
         level: Level,
-        only: Option<(u32, u32)>,
+        only: Option<(u32, Gid)>,
     ) -> Result<Option<CheckJob>, RegistryError> {
         if level == Level::None {
             return Ok(None);
         }
-        let mut chosen: Vec<(u32, u32)> = match only {
+        let mut chosen: Vec<(u32, Gid)> = match only {
             Some(one) => vec![one],
             None => state.live_versions(subject),
         };
@@ -450,10 +476,14 @@ impl Registry {
                 .schemas
                 .get(&id)
                 .cloned()
-                .ok_or(RegistryError::SchemaIdNotFound(id))?;
+                .ok_or(RegistryError::SchemaIdNotFound(id.id))?;
             let graph = match self.cached_graph(id) {
                 Some(graph) => Ok(graph),
-                None => Err(resolve_references(state, &content.references)?),
+                None => Err(resolve_references(
+                    state,
+                    &content.context,
+                    &content.references,
+                )?),
             };
             against.push(Against {
                 version,
@@ -497,6 +527,7 @@ impl Registry {
         request: &SchemaRequest,
         _normalize: bool,
     ) -> Result<Vec<String>, RegistryError> {
+        let subject = &context::normalize(subject);
         let format = self.check_request(subject, request)?;
         let (only, resolved) = {
             let state = self.read();
@@ -513,7 +544,7 @@ impl Registry {
                 },
                 None => None,
             };
-            (only, request_resolved(&state, request)?)
+            (only, request_resolved(&state, subject, request)?)
         };
         // The schema must be valid even when there is nothing to compare it with.
         let parsed = self.parse_request(format, request, resolved).await?;

@@ -2,6 +2,7 @@
 
 use super::{Registry, check_subject};
 use crate::compat::Level;
+use crate::context;
 use crate::error::RegistryError;
 use crate::mode::Mode;
 use crate::store::Event;
@@ -13,12 +14,14 @@ impl Registry {
         subject: Option<&str>,
         default_to_global: bool,
     ) -> Result<Level, RegistryError> {
+        let subject = subject.map(context::normalize);
+        let subject = subject.as_deref();
         let state = self.read();
         match subject {
             None => Ok(state.global_level.unwrap_or(Level::Backward)),
             Some(s) => match state.subject_levels.get(s) {
                 Some(level) => Ok(*level),
-                None if default_to_global => Ok(state.global_level.unwrap_or(Level::Backward)),
+                None if default_to_global => Ok(state.level_for(s)),
                 None => Err(RegistryError::NoSubjectConfig(s.to_string())),
             },
         }
@@ -30,6 +33,8 @@ impl Registry {
         subject: Option<&str>,
         level: &str,
     ) -> Result<Level, RegistryError> {
+        let subject = subject.map(context::normalize);
+        let subject = subject.as_deref();
         if let Some(s) = subject {
             check_subject(s)?;
         }
@@ -48,6 +53,8 @@ impl Registry {
 
     /// Removes a subject's (or the global) level; returns the level it had.
     pub async fn delete_config(&self, subject: Option<&str>) -> Result<Level, RegistryError> {
+        let subject = subject.map(context::normalize);
+        let subject = subject.as_deref();
         self.change(|state| {
             let previous = match subject {
                 None => state.global_level.unwrap_or(Level::Backward),
@@ -71,12 +78,14 @@ impl Registry {
         subject: Option<&str>,
         default_to_global: bool,
     ) -> Result<Mode, RegistryError> {
+        let subject = subject.map(context::normalize);
+        let subject = subject.as_deref();
         let state = self.read();
         match subject {
             None => Ok(state.global_mode.unwrap_or(Mode::ReadWrite)),
             Some(s) => match state.subject_modes.get(s) {
                 Some(mode) => Ok(*mode),
-                None if default_to_global => Ok(state.global_mode.unwrap_or(Mode::ReadWrite)),
+                None if default_to_global => Ok(state.mode_for(s)),
                 None => Err(RegistryError::NoSubjectMode(s.to_string())),
             },
         }
@@ -90,6 +99,8 @@ impl Registry {
         mode: &str,
         force: bool,
     ) -> Result<Mode, RegistryError> {
+        let subject = subject.map(context::normalize);
+        let subject = subject.as_deref();
         if let Some(s) = subject {
             check_subject(s)?;
         }
@@ -117,6 +128,8 @@ impl Registry {
 
     /// Removes a subject's (or the global) mode; returns the mode it had.
     pub async fn delete_mode(&self, subject: Option<&str>) -> Result<Mode, RegistryError> {
+        let subject = subject.map(context::normalize);
+        let subject = subject.as_deref();
         self.change(|state| {
             let previous = match subject {
                 None => state.global_mode.unwrap_or(Mode::ReadWrite),

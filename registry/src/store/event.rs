@@ -6,11 +6,12 @@
 //!
 //! Records written by Confluent Schema Registry (or a backup/restore tool in its format)
 //! decode too: their `SCHEMA` values carry the schema text with the version, and become a
-//! schema id and a version here; `DELETE_SUBJECT` soft-deletes versions up to one; `NOOP`,
-//! `CLEAR_SUBJECT` and `CONTEXT` records change nothing this registry keeps.
+//! schema id and a version here; `DELETE_SUBJECT` soft-deletes versions up to one; `CONTEXT`
+//! notes a context; `NOOP` and `CLEAR_SUBJECT` records change nothing this registry keeps.
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::{self, DEFAULT_CONTEXT};
 use crate::store::LogRecord;
 
 /// A reference from one schema to a named type in another subject's version.
@@ -24,9 +25,12 @@ pub struct SchemaReference {
     pub version: u32,
 }
 
-/// The content of a global schema id: what `/schemas/ids/{id}` serves.
+/// The content of a schema id in its context: what `/schemas/ids/{id}` serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SchemaContent {
+    /// The context numbering this id (`.` the default one); kept in the record's key.
+    #[serde(skip, default = "default_context")]
+    pub context: String,
     pub id: u32,
     pub schema: String,
     #[serde(
@@ -44,6 +48,10 @@ pub(crate) struct SchemaContent {
     /// them, the registry only stores and serves them.
     #[serde(rename = "ruleSet", default, skip_serializing_if = "Option::is_none")]
     pub rule_set: Option<serde_json::Value>,
+}
+
+fn default_context() -> String {
+    DEFAULT_CONTEXT.to_string()
 }
 
 /// One version of a subject.
@@ -77,13 +85,23 @@ pub(crate) enum Event {
         subject: Option<String>,
         mode: Option<String>,
     },
+    /// A context other than the default one came into use (Confluent's `CONTEXT` record,
+    /// written before the first schema of the context).
+    Context { context: String },
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "keytype")]
 enum Key {
     #[serde(rename = "SCHEMA_ID")]
-    SchemaId { id: u32, magic: u8 },
+    SchemaId {
+        id: u32,
+        magic: u8,
+        /// The context of the id, absent for the default one (so that ids of two contexts
+        /// are two keys, which compaction keeps apart).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+    },
     #[serde(rename = "SCHEMA")]
     Schema {
         subject: String,
@@ -96,10 +114,16 @@ enum Key {
     Mode { subject: Option<String>, magic: u8 },
     #[serde(rename = "DELETE_SUBJECT")]
     DeleteSubject { subject: String, magic: u8 },
-    /// Keys of records that change nothing kept here: Confluent's leader-election marker,
-    /// the note of a permanently deleted subject (its versions' tombstones do the work) and
-    /// the note of a context.
-    #[serde(rename = "NOOP", alias = "CLEAR_SUBJECT", alias = "CONTEXT")]
+    #[serde(rename = "CONTEXT")]
+    Context {
+        #[serde(default = "default_tenant")]
+        tenant: String,
+        context: String,
+        magic: u8,
+    },
+    /// Keys of records that change nothing kept here: Confluent's leader-election marker and
+    /// the note of a permanently deleted subject (its versions' tombstones do the work).
+    #[serde(rename = "NOOP", alias = "CLEAR_SUBJECT")]
     Ignored,
 }
 
@@ -122,6 +146,20 @@ struct SchemaValue {
     metadata: Option<serde_json::Value>,
     #[serde(rename = "ruleSet", default)]
     rule_set: Option<serde_json::Value>,
+}
+
+/// The tenant of every context strand writes: Confluent's single-tenant default.
+const DEFAULT_TENANT: &str = "default";
+
+fn default_tenant() -> String {
+    DEFAULT_TENANT.to_string()
+}
+
+/// The value of Confluent's `CONTEXT` record (its key says the same).
+#[derive(Serialize)]
+struct ContextValue<'a> {
+    tenant: &'a str,
+    context: &'a str,
 }
 
 /// The value of Confluent's `DELETE_SUBJECT` record.
@@ -160,6 +198,7 @@ impl Event {
                 Key::SchemaId {
                     id: content.id,
                     magic: 0,
+                    context: Some(content.context.clone()).filter(|c| c != DEFAULT_CONTEXT),
                 },
                 Some(json(content)),
             ),
@@ -199,6 +238,17 @@ impl Event {
                     })
                 }),
             ),
+            Event::Context { context } => (
+                Key::Context {
+                    tenant: default_tenant(),
+                    context: context.clone(),
+                    magic: 0,
+                },
+                Some(json(&ContextValue {
+                    tenant: DEFAULT_TENANT,
+                    context,
+                })),
+            ),
             Event::Mode { subject, mode } => (
                 Key::Mode {
                     subject: subject.clone(),
@@ -220,11 +270,13 @@ impl Event {
         let key: Key = serde_json::from_slice(&record.key).map_err(bad)?;
         let value = record.value.as_deref();
         Ok(match key {
-            Key::SchemaId { id, .. } => {
+            Key::SchemaId { id, context, .. } => {
                 let Some(value) = value else {
                     return Err(DecodeError(format!("schema id {id} without a value")));
                 };
-                vec![Event::SchemaId(serde_json::from_slice(value).map_err(bad)?)]
+                let mut content: SchemaContent = serde_json::from_slice(value).map_err(bad)?;
+                content.context = context.unwrap_or_else(default_context);
+                vec![Event::SchemaId(content)]
             }
             Key::Schema {
                 subject, version, ..
@@ -234,6 +286,7 @@ impl Event {
                     let mut events = Vec::with_capacity(2);
                     if let Some(schema) = v.schema {
                         events.push(Event::SchemaId(SchemaContent {
+                            context: context::context_of(&v.subject).to_string(),
                             id: v.id,
                             schema,
                             // Confluent names Avro explicitly at times; strand leaves it out,
@@ -285,6 +338,15 @@ impl Event {
                     None => None,
                 },
             }],
+            Key::Context {
+                tenant, context, ..
+            } => {
+                if tenant != DEFAULT_TENANT {
+                    tracing::debug!(%tenant, %context, "a context of another tenant");
+                    return Ok(Vec::new());
+                }
+                vec![Event::Context { context }]
+            }
             Key::Ignored => Vec::new(),
         })
     }
@@ -298,6 +360,7 @@ mod tests {
     fn every_event_survives_encode_decode() {
         let events = [
             Event::SchemaId(SchemaContent {
+                context: ".ctx".into(),
                 id: 7,
                 schema: "\"int\"".into(),
                 schema_type: None,
@@ -334,6 +397,9 @@ mod tests {
             Event::Mode {
                 subject: Some("s".into()),
                 mode: Some("READONLY".into()),
+            },
+            Event::Context {
+                context: ".ctx".into(),
             },
         ];
         for event in events {
@@ -377,6 +443,7 @@ mod tests {
             events,
             vec![
                 Event::SchemaId(SchemaContent {
+                    context: ".".into(),
                     id: 41,
                     schema: "\"string\"".into(),
                     schema_type: None,
@@ -399,10 +466,19 @@ mod tests {
         for key in [
             r#"{"keytype":"NOOP","magic":0}"#,
             r#"{"keytype":"CLEAR_SUBJECT","subject":"s","magic":0}"#,
-            r#"{"keytype":"CONTEXT","tenant":"default","context":".ctx","magic":0}"#,
         ] {
             assert_eq!(Event::decode(&record(key, Some("{}"))).unwrap(), vec![]);
         }
+        assert_eq!(
+            Event::decode(&record(
+                r#"{"keytype":"CONTEXT","tenant":"default","context":".ctx","magic":0}"#,
+                Some(r#"{"tenant":"default","context":".ctx"}"#),
+            ))
+            .unwrap(),
+            vec![Event::Context {
+                context: ".ctx".into()
+            }]
+        );
         assert_eq!(
             Event::decode(&record(
                 r#"{"keytype":"DELETE_SUBJECT","subject":"s","magic":0}"#,

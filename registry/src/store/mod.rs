@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 pub use event::SchemaReference;
 pub(crate) use event::{Event, SchemaContent, VersionValue};
-pub(crate) use state::State;
+pub(crate) use state::{Gid, State};
 
 /// One key/value record of the schema log; `value: None` is a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]

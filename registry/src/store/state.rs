@@ -1,18 +1,31 @@
 //! The registry's state in memory, as the replay of its events: every global schema id ever
 //! assigned, the versions of every subject (soft-deleted ones flagged), and the configured
 //! compatibility levels and modes. Only [`State::apply`] changes it.
+//!
+//! Schema ids are numbered per context (see `context.rs`): a stored schema is known by its
+//! [`Gid`], the context's number here and the id within it. Subjects are kept by their
+//! qualified name (`:.ctx:s`, or `s` in the default context).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::compat::Level;
+use crate::context::{self, DEFAULT_CONTEXT};
 use crate::mode::Mode;
 use crate::store::{Event, SchemaContent};
+
+/// A schema id in its context: the context's number in this state (0 the default context,
+/// others in order of first appearance in the log) and the id clients see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Gid {
+    pub context: u32,
+    pub id: u32,
+}
 
 /// One version of a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct VersionState {
-    pub id: u32,
+    pub id: Gid,
     pub deleted: bool,
 }
 
@@ -20,9 +33,9 @@ pub(crate) struct VersionState {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// Every id ever assigned, with its schema.
-    pub schemas: HashMap<u32, Arc<SchemaContent>>,
-    /// Identity of a schema (normalized form and references) to its id.
-    pub identities: HashMap<String, u32>,
+    pub schemas: HashMap<Gid, Arc<SchemaContent>>,
+    /// Identity of a schema (normalized form and references) in a context to its id.
+    pub identities: HashMap<(u32, String), Gid>,
     /// Subject name to its versions.
     pub subjects: BTreeMap<String, BTreeMap<u32, VersionState>>,
     /// The global compatibility level, if set (else the default, BACKWARD).
@@ -33,10 +46,12 @@ pub(crate) struct State {
     pub global_mode: Option<Mode>,
     /// Per-subject modes.
     pub subject_modes: HashMap<String, Mode>,
-    /// The highest id ever assigned.
-    pub max_id: u32,
+    /// The highest id ever assigned, per context.
+    max_ids: HashMap<u32, u32>,
     /// Id to the subject versions (live or soft-deleted) using it.
-    uses: HashMap<u32, BTreeSet<(String, u32)>>,
+    uses: HashMap<Gid, BTreeSet<(String, u32)>>,
+    /// The contexts other than the default one, numbered from 1 in this order.
+    contexts: Vec<String>,
 }
 
 impl State {
@@ -46,8 +61,9 @@ impl State {
     pub(crate) fn apply(&mut self, event: &Event) -> bool {
         match event {
             Event::SchemaId(content) => {
-                self.max_id = self.max_id.max(content.id);
-                match self.schemas.get(&content.id) {
+                let gid = self.gid_interning(&content.context, content.id);
+                self.note_id(gid);
+                match self.schemas.get(&gid) {
                     // Records are applied once each, but the same schema may come again
                     // (Confluent repeats it with every version using it).
                     Some(known) if known.schema == content.schema => {}
@@ -60,24 +76,25 @@ impl State {
                         return false;
                     }
                     None => {
-                        self.schemas.insert(content.id, Arc::new(content.clone()));
+                        self.schemas.insert(gid, Arc::new(content.clone()));
                     }
                 }
             }
             Event::Version(v) => {
-                self.max_id = self.max_id.max(v.id);
+                let gid = self.gid_interning(context::context_of(&v.subject), v.id);
+                self.note_id(gid);
                 let previous = self.subjects.entry(v.subject.clone()).or_default().insert(
                     v.version,
                     VersionState {
-                        id: v.id,
+                        id: gid,
                         deleted: v.deleted,
                     },
                 );
-                if let Some(previous) = previous.filter(|p| p.id != v.id) {
+                if let Some(previous) = previous.filter(|p| p.id != gid) {
                     self.forget_use(previous.id, &v.subject, v.version);
                 }
                 self.uses
-                    .entry(v.id)
+                    .entry(gid)
                     .or_default()
                     .insert((v.subject.clone(), v.version));
             }
@@ -119,6 +136,9 @@ impl State {
                     }
                 }
             }
+            Event::Context { context } => {
+                self.gid_interning(context, 0);
+            }
             Event::Mode { subject, mode } => {
                 let mode = match mode.as_deref().map(str::parse::<Mode>) {
                     Some(Ok(mode)) => Some(mode),
@@ -142,7 +162,55 @@ impl State {
         true
     }
 
-    fn forget_use(&mut self, id: u32, subject: &str, version: u32) {
+    /// The number of a context, if the state has seen it.
+    pub(crate) fn context_number(&self, name: &str) -> Option<u32> {
+        if name == DEFAULT_CONTEXT {
+            return Some(0);
+        }
+        self.contexts
+            .iter()
+            .position(|c| c == name)
+            .map(|ix| ix as u32 + 1)
+    }
+
+    /// The id `id` of the context `name`, if the state has seen that context.
+    pub(crate) fn gid(&self, name: &str, id: u32) -> Option<Gid> {
+        self.context_number(name).map(|context| Gid { context, id })
+    }
+
+    fn gid_interning(&mut self, name: &str, id: u32) -> Gid {
+        let context = match self.context_number(name) {
+            Some(n) => n,
+            None => {
+                self.contexts.push(name.to_string());
+                self.contexts.len() as u32
+            }
+        };
+        Gid { context, id }
+    }
+
+    fn note_id(&mut self, gid: Gid) {
+        let max = self.max_ids.entry(gid.context).or_default();
+        *max = (*max).max(gid.id);
+    }
+
+    /// The highest id ever assigned in a context (0 when none).
+    pub(crate) fn max_id(&self, context: &str) -> u32 {
+        self.context_number(context)
+            .and_then(|n| self.max_ids.get(&n).copied())
+            .unwrap_or(0)
+    }
+
+    /// The contexts holding a subject, the default one always, sorted.
+    pub(crate) fn context_names(&self) -> Vec<String> {
+        let mut names: BTreeSet<&str> = BTreeSet::from([DEFAULT_CONTEXT]);
+        for subject in self.subjects.keys() {
+            names.insert(context::context_of(subject));
+        }
+        names.into_iter().map(str::to_string).collect()
+    }
+
+    fn forget_use(&mut self, id: Gid, subject: &str, version: u32) {
         if let Some(uses) = self.uses.get_mut(&id) {
             uses.remove(&(subject.to_string(), version));
             if uses.is_empty() {
@@ -152,7 +220,7 @@ impl State {
     }
 
     /// The versions of a subject that are not soft-deleted, oldest first.
-    pub(crate) fn live_versions(&self, subject: &str) -> Vec<(u32, u32)> {
+    pub(crate) fn live_versions(&self, subject: &str) -> Vec<(u32, Gid)> {
         self.subjects
             .get(subject)
             .map(|vs| {
@@ -165,12 +233,12 @@ impl State {
     }
 
     /// Whether some subject version (live or soft-deleted) uses this id.
-    pub(crate) fn id_in_use(&self, id: u32) -> bool {
+    pub(crate) fn id_in_use(&self, id: Gid) -> bool {
         self.uses.contains_key(&id)
     }
 
     /// Subject versions (live, or all with `deleted`) using this id.
-    pub(crate) fn versions_of_id(&self, id: u32, deleted: bool) -> Vec<(String, u32)> {
+    pub(crate) fn versions_of_id(&self, id: Gid, deleted: bool) -> Vec<(String, u32)> {
         let Some(uses) = self.uses.get(&id) else {
             return Vec::new();
         };
@@ -187,18 +255,19 @@ impl State {
             .collect()
     }
 
-    /// Live subject versions whose schema references `subject` at `version`.
-    pub(crate) fn referenced_by(&self, subject: &str, version: u32) -> Vec<u32> {
-        let mut ids: Vec<u32> = Vec::new();
-        for vs in self.subjects.values() {
+    /// Live subject versions whose schema references `subject` at `version` (an
+    /// unqualified reference naming a subject of the referrer's context).
+    pub(crate) fn referenced_by(&self, subject: &str, version: u32) -> Vec<Gid> {
+        let mut ids: Vec<Gid> = Vec::new();
+        for (referrer, vs) in &self.subjects {
             for v in vs.values().filter(|v| !v.deleted) {
                 let Some(content) = self.schemas.get(&v.id) else {
                     continue;
                 };
-                let refers = content
-                    .references
-                    .iter()
-                    .any(|r| r.subject == subject && r.version == version);
+                let refers = content.references.iter().any(|r| {
+                    r.version == version
+                        && context::qualify_reference(referrer, &r.subject) == subject
+                });
                 if refers && !ids.contains(&v.id) {
                     ids.push(v.id);
                 }
@@ -208,23 +277,32 @@ impl State {
         ids
     }
 
-    /// The compatibility level that applies to a subject.
+    /// The compatibility level that applies to a subject: its own, else its context's
+    /// (set on `:.ctx:`), else the global one.
     pub(crate) fn level_for(&self, subject: &str) -> Level {
         self.subject_levels
             .get(subject)
+            .or_else(|| self.subject_levels.get(&context_key(subject)))
             .copied()
             .or(self.global_level)
             .unwrap_or(Level::Backward)
     }
 
-    /// The mode that applies to a subject.
+    /// The mode that applies to a subject: its own, else its context's, else the global one.
     pub(crate) fn mode_for(&self, subject: &str) -> Mode {
         self.subject_modes
             .get(subject)
+            .or_else(|| self.subject_modes.get(&context_key(subject)))
             .copied()
             .or(self.global_mode)
             .unwrap_or(Mode::ReadWrite)
     }
+}
+
+/// The name under which a subject's context keeps its config and mode (`:.ctx:`); in the
+/// default context, the empty name, which no subject has, so that the global one applies.
+fn context_key(subject: &str) -> String {
+    context::qualify(context::context_of(subject), "")
 }
 
 #[cfg(test)]
@@ -246,6 +324,7 @@ mod tests {
         let mut state = State::default();
         for event in [
             Event::SchemaId(SchemaContent {
+                context: ".".into(),
                 id: 1,
                 schema: "\"int\"".into(),
                 schema_type: None,
@@ -263,9 +342,10 @@ mod tests {
             state.apply(&event);
         }
         assert!(state.subjects.is_empty());
-        assert_eq!(state.max_id, 1);
-        assert!(!state.id_in_use(1));
-        assert!(state.schemas.contains_key(&1));
+        assert_eq!(state.max_id("."), 1);
+        let gid = Gid { context: 0, id: 1 };
+        assert!(!state.id_in_use(gid));
+        assert!(state.schemas.contains_key(&gid));
     }
 
     #[test]
@@ -295,18 +375,25 @@ mod tests {
         state.apply(&version("a", 1, 5, false));
         state.apply(&version("b", 1, 5, false));
         state.apply(&version("b", 1, 5, true));
-        assert_eq!(state.versions_of_id(5, false), vec![("a".to_string(), 1)]);
-        assert_eq!(state.versions_of_id(5, true).len(), 2);
+        let five = Gid { context: 0, id: 5 };
+        assert_eq!(
+            state.versions_of_id(five, false),
+            vec![("a".to_string(), 1)]
+        );
+        assert_eq!(state.versions_of_id(five, true).len(), 2);
         state.apply(&Event::VersionGone {
             subject: "a".into(),
             version: 1,
         });
-        assert!(state.id_in_use(5), "b's soft-deleted version still uses it");
+        assert!(
+            state.id_in_use(five),
+            "b's soft-deleted version still uses it"
+        );
         state.apply(&Event::VersionGone {
             subject: "b".into(),
             version: 1,
         });
-        assert!(!state.id_in_use(5));
-        assert!(state.versions_of_id(5, true).is_empty());
+        assert!(!state.id_in_use(five));
+        assert!(state.versions_of_id(five, true).is_empty());
     }
 }
