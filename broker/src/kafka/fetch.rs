@@ -3,6 +3,11 @@
 //! each partition's `partition_max_bytes` and `min_bytes`, and waits up to `max_wait_ms`
 //! for the high watermark to move when it finds too little.
 //!
+//! A fetch with a replica id (`replica_id`, or `replica_state.replica_id` from v15) is a
+//! follower's: the leader checks that it is a replica, answers `diverging_epoch` when the
+//! follower's `last_fetched_epoch` does not end where its log does (v12+), records its log
+//! end offset (the fetch offset), moves the high watermark, and reads to the log end.
+//!
 //! As Kafka allows, fetch sessions (KIP-227) are declined: every response carries session
 //! id 0, so clients send full fetch requests. The records a response carries hold a share
 //! of the listener's response budget until they are written.
@@ -10,14 +15,18 @@
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::dispatch::RequestContext;
 use super::error::replica_error;
 use super::response_budget::{Grant, ResponseBudget};
 use crate::log::FetchIsolation;
-use crate::replica::{FetchGrant, FetchMemory, FetchOutcome, FetchParams, FetchTarget};
+use crate::replica::{
+    FetchGrant, FetchMemory, FetchOutcome, FetchParams, FetchTarget, FollowerFetch,
+};
 
 /// Where one partition's read goes in the response.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +52,14 @@ pub(crate) async fn handle(
         return (response, None);
     }
     let by_id = version >= 13;
+    // A replica of the partition fetching to copy the leader's log (Kafka's follower
+    // fetch): it reads to the log end and tells the leader how far it got.
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let from_follower = replica_id >= 0;
     let read_committed = req.isolation_level == 1;
     let mut responses = Vec::with_capacity(req.topics.len());
     let mut targets = Vec::new();
@@ -64,11 +81,31 @@ pub(crate) async fn handle(
             let partition = topic.as_ref().map_err(|e| *e).and_then(|topic| {
                 let partition = replicas.partition(topics, topic, p.partition)?;
                 partition.check_leader_epoch(p.current_leader_epoch)?;
-                partition.check_leader()?;
-                Ok(partition)
+                if !from_follower {
+                    partition.check_leader()?;
+                    return Ok((partition, FollowerFetch::Read));
+                }
+                // Before v12 a follower finds divergence with OffsetForLeaderEpoch.
+                let last_fetched_epoch = if version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                };
+                let fetch =
+                    partition.on_follower_fetch(replica_id, p.fetch_offset, last_fetched_epoch)?;
+                Ok((partition, fetch))
             });
             match partition {
-                Ok(partition) => {
+                Ok((partition, FollowerFetch::Diverging { epoch, end_offset })) => {
+                    data.diverging_epoch = EpochEndOffset::default()
+                        .with_epoch(epoch)
+                        .with_end_offset(end_offset);
+                    data.high_watermark = partition.high_watermark();
+                    data.last_stable_offset = data.high_watermark;
+                    data.log_start_offset = partition.log().log_start_offset();
+                    data.records = Some(Default::default());
+                }
+                Ok((partition, FollowerFetch::Read)) => {
                     targets.push(FetchTarget {
                         partition,
                         offset: p.fetch_offset,
@@ -95,7 +132,11 @@ pub(crate) async fn handle(
         max_bytes: req.max_bytes.max(0) as usize,
         min_bytes: req.min_bytes.max(0) as usize,
         max_wait: Duration::from_millis(req.max_wait_ms.max(0) as u64),
-        isolation: FetchIsolation::HighWatermark,
+        isolation: if from_follower {
+            FetchIsolation::LogEnd
+        } else {
+            FetchIsolation::HighWatermark
+        },
     };
     let (outcomes, held) = replicas
         .fetch_messages(params, targets, ctx.budget.as_ref())

@@ -101,6 +101,8 @@ pub struct PartitionLog {
     pub(super) epochs: Mutex<LeaderEpochCache>,
     /// Announces every move of the high watermark (Fetch requests that wait for data).
     pub(super) hw: watch::Sender<i64>,
+    /// Announces every move of the log end offset (followers' fetches that wait for data).
+    pub(super) leo: watch::Sender<i64>,
     /// Set once a file of the log is found deleted or replaced under it: the log is then
     /// offline (see [`PartitionLog::check_files`]).
     pub(super) offline: OnceLock<String>,
@@ -418,6 +420,7 @@ impl PartitionLog {
             || (w.config.flush_ms < i64::MAX
                 && lock(&self.flush).last_flush.elapsed().as_millis() as i64 >= w.config.flush_ms);
         drop(w);
+        self.leo.send_replace(next);
         if flush_now {
             self.flush_to(next - 1)?;
         }
@@ -752,6 +755,11 @@ impl PartitionLog {
             });
         }
         hw
+    }
+
+    /// Notifications of log end offset changes, for followers' fetches that wait for data.
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.leo.subscribe()
     }
 
     /// Notifications of high watermark changes, for Fetch requests that wait for data.

@@ -267,6 +267,7 @@ fn open_segments(
         scratch: Vec::new(),
     };
     let (hw, _) = watch::channel(log_end);
+    let (leo, _) = watch::channel(log_end);
     let epochs = recover_epochs(dir, log_start, log_end)?;
     Ok(PartitionLog {
         dir: dir.to_path_buf(),
@@ -289,6 +290,7 @@ fn open_segments(
         cleaner: Mutex::new(Default::default()),
         epochs: Mutex::new(epochs),
         hw,
+        leo,
         offline: OnceLock::new(),
         deleted: AtomicBool::new(false),
         log_dir: placement.log_dir,

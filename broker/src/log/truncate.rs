@@ -256,10 +256,15 @@ impl PartitionLog {
         Ok(producers)
     }
 
-    /// Tells high watermark subscribers its current value, even when it went down.
+    /// Tells high watermark and log end subscribers their current values, even when they
+    /// went down.
     fn announce_high_watermark(&self) {
-        let hw = self.high_watermark();
+        let (hw, leo) = {
+            let v = self.view();
+            (v.high_watermark, v.log_end)
+        };
         self.hw.send_replace(hw);
+        self.leo.send_replace(leo);
     }
 }
 

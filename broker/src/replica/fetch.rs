@@ -105,7 +105,10 @@ impl ReplicaManager {
             // wakes us.
             let mut watches: Vec<watch::Receiver<i64>> = targets
                 .iter()
-                .map(|t| t.partition.log().subscribe())
+                .map(|t| match params.isolation {
+                    FetchIsolation::HighWatermark => t.partition.log().subscribe(),
+                    FetchIsolation::LogEnd => t.partition.log().subscribe_log_end(),
+                })
                 .collect();
             let mut grant = memory.grant(max_bytes, need).await;
             let results = match read_all_blocking(&targets, grant.bytes(), params).await {

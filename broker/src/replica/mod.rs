@@ -10,9 +10,13 @@
 //! change) and the others *followers* that copy its log; the *in-sync replicas* (ISR) are
 //! those caught up with the leader; the *high watermark* is the smallest log end offset
 //! over the ISR, and records below it are *committed*: consumers see only those, and an
-//! `acks=all` append is answered once its records are committed. Today every partition
-//! has one replica (this broker, leader in epoch 0, ISR of itself), so the high watermark
-//! follows the log end offset at each append.
+//! `acks=all` append is answered once its records are committed.
+//!
+//! The metadata image says who leads what ([`ReplicaManager::apply_partition_state`]);
+//! a broker without a controller (unit tests) leads every partition alone in epoch 0,
+//! with an ISR of itself, so the high watermark follows the log end offset at each
+//! append. A leader takes its followers' fetches ([`Partition::on_follower_fetch`]):
+//! each tells how far the follower's log goes, or learns where it diverges (KIP-320).
 //!
 //! Files: `partition` (one [`Partition`]: its role, epoch, ISR, followers, high watermark,
 //! append, the commit wait, reads), `append` (Produce: checks, appends, the `acks=all`
@@ -35,6 +39,7 @@ use uuid::Uuid;
 pub(crate) use append::{AppendEntry, AppendOutcome};
 pub use error::ReplicaError;
 pub(crate) use fetch::{FetchGrant, FetchMemory, FetchOutcome, FetchParams, FetchTarget};
+pub(crate) use partition::FollowerFetch;
 use partition::StateChange;
 pub use partition::{Partition, PartitionState};
 

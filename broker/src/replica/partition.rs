@@ -56,6 +56,36 @@ pub(crate) struct FollowerState {
     /// When (ms) the follower was last caught up with the leader's log end offset, as
     /// Kafka's `lastCaughtUpTimeMs` (for the ISR shrink after `replica.lag.time.max.ms`).
     pub(crate) last_caught_up_ms: i64,
+    /// The leader's log end offset at the follower's previous fetch.
+    pub(crate) last_fetch_leader_log_end: i64,
+    /// When (ms) the previous fetch came.
+    pub(crate) last_fetch_ms: i64,
+}
+
+impl FollowerState {
+    fn unknown(now: i64) -> FollowerState {
+        FollowerState {
+            log_end_offset: -1,
+            last_caught_up_ms: now,
+            last_fetch_leader_log_end: -1,
+            last_fetch_ms: now,
+        }
+    }
+}
+
+/// What the leader does with a follower's fetch of the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FollowerFetch {
+    /// Read from the fetch offset, up to the log end offset.
+    Read,
+    /// The follower's log diverges from the leader's: its last fetched epoch ends at
+    /// `end_offset` here, in `epoch` (KIP-320's `diverging_epoch`); it truncates there.
+    Diverging {
+        /// The largest epoch of the leader's not above the follower's.
+        epoch: i32,
+        /// Where that epoch ends in the leader's log.
+        end_offset: i64,
+    },
 }
 
 /// What the metadata image says of one partition this node hosts.
@@ -204,10 +234,9 @@ impl Partition {
             let node_id = self.node_id;
             s.followers.retain(|id, _| state.replicas.contains(id));
             for &id in state.replicas.iter().filter(|&&id| id != node_id) {
-                s.followers.entry(id).or_insert(FollowerState {
-                    log_end_offset: -1,
-                    last_caught_up_ms: now,
-                });
+                s.followers
+                    .entry(id)
+                    .or_insert_with(|| FollowerState::unknown(now));
             }
             drop(s);
             if newer_leader {
@@ -366,6 +395,62 @@ impl Partition {
         self.log.advance_high_watermark(candidate)
     }
 
+    /// Takes a fetch from follower `replica_id` at `fetch_offset`, whose log's last batch
+    /// has `last_fetched_epoch` (-1: unknown): answers whether its log diverges from this
+    /// one (KIP-320), and otherwise records its log end offset and when it was caught up,
+    /// and moves the high watermark (Kafka's `Partition.fetchRecords` and
+    /// `updateFollowerFetchState`). A node that is no replica of the partition gets
+    /// `NOT_LEADER_OR_FOLLOWER`.
+    pub(crate) fn on_follower_fetch(
+        &self,
+        replica_id: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+    ) -> Result<FollowerFetch, ReplicaError> {
+        self.check_leader()?;
+        let not_replica = || ReplicaError::NotLeaderOrFollower {
+            topic: self.topic.name().to_string(),
+            partition: self.index,
+        };
+        if replica_id == self.node_id || !lock(&self.state).followers.contains_key(&replica_id) {
+            return Err(not_replica());
+        }
+        if last_fetched_epoch >= 0 {
+            let (epoch, end_offset) = self.log.end_offset_for_epoch(last_fetched_epoch);
+            if epoch < last_fetched_epoch || end_offset < fetch_offset {
+                return Ok(FollowerFetch::Diverging { epoch, end_offset });
+            }
+        }
+        let leader_end = self.log.log_end_offset();
+        if fetch_offset > leader_end {
+            // The read answers OFFSET_OUT_OF_RANGE; nothing of it is to be believed.
+            return Ok(FollowerFetch::Read);
+        }
+        let now = crate::shutdown::now_ms();
+        {
+            let mut state = lock(&self.state);
+            let Some(f) = state.followers.get_mut(&replica_id) else {
+                return Err(not_replica());
+            };
+            if fetch_offset >= leader_end {
+                f.last_caught_up_ms = now;
+            } else if fetch_offset >= f.last_fetch_leader_log_end {
+                f.last_caught_up_ms = f.last_fetch_ms;
+            }
+            f.log_end_offset = fetch_offset;
+            f.last_fetch_leader_log_end = leader_end;
+            f.last_fetch_ms = now;
+        }
+        self.maybe_increment_high_watermark();
+        Ok(FollowerFetch::Read)
+    }
+
+    /// The leader's view of follower `id` (tests).
+    #[cfg(test)]
+    pub(crate) fn follower(&self, id: i32) -> Option<FollowerState> {
+        lock(&self.state).followers.get(&id).copied()
+    }
+
     /// Makes `isr` the in-sync replicas and sets the followers' log end offsets, as
     /// follower fetches and AlterPartition will (tests only, until they exist).
     #[cfg(test)]
@@ -379,7 +464,7 @@ impl Partition {
                     id,
                     FollowerState {
                         log_end_offset,
-                        last_caught_up_ms: 0,
+                        ..FollowerState::unknown(0)
                     },
                 )
             })

@@ -455,3 +455,68 @@ fn applied_state_makes_leader_or_follower_and_ignores_older_epochs() {
         Err(ReplicaError::NotLeaderOrFollower { .. })
     ));
 }
+
+#[test]
+fn follower_fetches_move_the_high_watermark_and_wake_acks_all() {
+    rt().block_on(async {
+        let f = fixture(false);
+        f.replicas.set_managed();
+        f.apply(state(Some(1), 2, &[1, 2]));
+        let appended = f.produce(1, 3).await;
+        let wait = f
+            .replicas
+            .complete_acks_all(appended, Duration::from_secs(30));
+        let p = f.partition();
+        assert_eq!(p.on_follower_fetch(2, 0, -1).unwrap(), FollowerFetch::Read);
+        assert_eq!(p.high_watermark(), 0);
+        // The follower read the batch and asks for what follows: it has it.
+        assert_eq!(p.on_follower_fetch(2, 3, 2).unwrap(), FollowerFetch::Read);
+        assert_eq!(p.high_watermark(), 3);
+        let outcomes = wait.await;
+        assert_eq!(outcomes[0].result.as_ref().unwrap().last_offset, 2);
+        assert_eq!(p.follower(2).unwrap().log_end_offset, 3);
+        // Node 3 is a replica outside the ISR: its fetches count, but not for the HW.
+        assert_eq!(p.on_follower_fetch(3, 0, -1).unwrap(), FollowerFetch::Read);
+        assert_eq!(p.high_watermark(), 3);
+        assert!(matches!(
+            p.on_follower_fetch(9, 0, -1),
+            Err(ReplicaError::NotLeaderOrFollower { .. })
+        ));
+    });
+}
+
+#[test]
+fn a_follower_with_a_newer_or_longer_epoch_is_told_where_it_diverges() {
+    rt().block_on(async {
+        let f = fixture(false);
+        f.replicas.set_managed();
+        f.apply(state(Some(1), 2, &[1, 2]));
+        f.produce(1, 3).await;
+        f.apply(state(Some(1), 4, &[1, 2]));
+        f.produce(2, 2).await;
+        let p = f.partition();
+        // Epoch 2 ended at 3 here: a follower that has epoch 2 up to 6 must cut at 3.
+        assert_eq!(
+            p.on_follower_fetch(2, 6, 2).unwrap(),
+            FollowerFetch::Diverging {
+                epoch: 2,
+                end_offset: 3
+            }
+        );
+        assert_eq!(
+            p.follower(2).unwrap().log_end_offset,
+            -1,
+            "a diverging fetch says nothing of its log end"
+        );
+        // An epoch this leader never had (3): the one before it, and where that ends.
+        assert_eq!(
+            p.on_follower_fetch(2, 4, 3).unwrap(),
+            FollowerFetch::Diverging {
+                epoch: 2,
+                end_offset: 3
+            }
+        );
+        assert_eq!(p.on_follower_fetch(2, 5, 4).unwrap(), FollowerFetch::Read);
+        assert_eq!(p.high_watermark(), 5);
+    });
+}
