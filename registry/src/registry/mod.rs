@@ -360,7 +360,33 @@ impl Registry {
         if events.is_empty() {
             return Ok(self.appended.load(Ordering::Acquire));
         }
-        let records: Vec<LogRecord> = events.iter().map(Event::encode).collect();
+        let records: Vec<LogRecord> = {
+            // A version is written with its schema, as Confluent's SCHEMA records are: from
+            // this change's own SCHEMA_ID record, else from the state.
+            let state = self.read();
+            events
+                .iter()
+                .map(|event| {
+                    let content = match event {
+                        Event::Version(v) => {
+                            let context = context::context_of(&v.subject);
+                            let fresh = events.iter().find_map(|e| match e {
+                                Event::SchemaId(c) if c.id == v.id && c.context == context => {
+                                    Some(c)
+                                }
+                                _ => None,
+                            });
+                            fresh.or_else(|| {
+                                let gid = state.gid(context, v.id)?;
+                                state.schemas.get(&gid).map(|c| c.as_ref())
+                            })
+                        }
+                        _ => None,
+                    };
+                    event.encode_with(content)
+                })
+                .collect()
+        };
         let log = self.log.clone();
         let position = tokio::task::spawn_blocking(move || log.append(&records))
             .await

@@ -190,9 +190,35 @@ fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// A `SCHEMA` value as Confluent writes it: the version with its schema, so that Confluent's
+/// registry (or a tool reading `_schemas`) finds everything in the one record.
+#[derive(Serialize)]
+struct ConfluentSchemaValue<'a> {
+    subject: &'a str,
+    version: u32,
+    id: u32,
+    #[serde(rename = "schemaType", skip_serializing_if = "Option::is_none")]
+    schema_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[SchemaReference]>::is_empty")]
+    references: &'a [SchemaReference],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a serde_json::Value>,
+    #[serde(rename = "ruleSet", skip_serializing_if = "Option::is_none")]
+    rule_set: Option<&'a serde_json::Value>,
+    schema: &'a str,
+    deleted: bool,
+}
+
 impl Event {
     /// Encodes the event as a key/value record.
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> LogRecord {
+        self.encode_with(None)
+    }
+
+    /// Encodes the event as a key/value record; a version given the content of its schema
+    /// id is written in Confluent's shape, schema text included.
+    pub(crate) fn encode_with(&self, content: Option<&SchemaContent>) -> LogRecord {
         let (key, value) = match self {
             Event::SchemaId(content) => (
                 Key::SchemaId {
@@ -208,7 +234,20 @@ impl Event {
                     version: v.version,
                     magic: 1,
                 },
-                Some(json(v)),
+                Some(match content {
+                    Some(content) => json(&ConfluentSchemaValue {
+                        subject: &v.subject,
+                        version: v.version,
+                        id: v.id,
+                        schema_type: content.schema_type.as_deref(),
+                        references: &content.references,
+                        metadata: content.metadata.as_ref(),
+                        rule_set: content.rule_set.as_ref(),
+                        schema: &content.schema,
+                        deleted: v.deleted,
+                    }),
+                    None => json(v),
+                }),
             ),
             Event::VersionGone { subject, version } => (
                 Key::Schema {
@@ -405,6 +444,37 @@ mod tests {
         for event in events {
             assert_eq!(Event::decode(&event.encode()).unwrap(), vec![event]);
         }
+    }
+
+    #[test]
+    fn a_version_written_with_its_schema_has_confluents_shape_and_decodes_back() {
+        let content = SchemaContent {
+            context: ".ctx".into(),
+            id: 3,
+            schema: "syntax = \"proto3\";".into(),
+            schema_type: Some("PROTOBUF".into()),
+            references: vec![],
+            metadata: None,
+            rule_set: None,
+        };
+        let version = VersionValue {
+            subject: ":.ctx:s".into(),
+            version: 2,
+            id: 3,
+            deleted: false,
+        };
+        let record = Event::Version(version.clone()).encode_with(Some(&content));
+        let value: serde_json::Value =
+            serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"subject": ":.ctx:s", "version": 2, "id": 3,
+                "schemaType": "PROTOBUF", "schema": "syntax = \"proto3\";", "deleted": false})
+        );
+        assert_eq!(
+            Event::decode(&record).unwrap(),
+            vec![Event::SchemaId(content), Event::Version(version)]
+        );
     }
 
     #[test]
