@@ -26,7 +26,10 @@
 mod append;
 mod error;
 mod fetch;
+mod fetcher;
 mod partition;
+#[cfg(test)]
+mod replication_tests;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +61,8 @@ pub struct ReplicaManager {
     /// Set once the metadata image says who leads what: partitions it never named are
     /// then no longer lazily led by this broker alone.
     managed: AtomicBool,
+    /// The tasks fetching the partitions this broker follows, one per leader.
+    fetchers: fetcher::Fetchers,
 }
 
 impl ReplicaManager {
@@ -69,6 +74,7 @@ impl ReplicaManager {
             partitions: DashMap::new(),
             added: AtomicUsize::new(0),
             managed: AtomicBool::new(false),
+            fetchers: fetcher::Fetchers::new(node_id),
         }
     }
 
@@ -156,14 +162,34 @@ impl ReplicaManager {
     /// Starts, moves or stops the fetching of `partition` after a change of its role.
     fn on_state_change(
         &self,
-        _partition: &Arc<Partition>,
-        _change: StateChange,
-        _leader_addr: Option<(String, u16)>,
+        partition: &Arc<Partition>,
+        change: StateChange,
+        leader_addr: Option<(String, u16)>,
     ) {
+        let key = (partition.topic().id(), partition.index());
+        let leader = partition.leader_id().filter(|&l| l != self.node_id);
+        match (leader, leader_addr) {
+            (Some(leader), Some(addr)) if !partition.is_leader() => {
+                self.fetchers.follow(Arc::clone(partition), leader, addr)
+            }
+            _ => {
+                if change == StateChange::BecameFollower && leader.is_some() {
+                    tracing::warn!(
+                        topic = partition.topic().name(),
+                        partition = partition.index(),
+                        "following a leader whose address is not known: not fetching"
+                    );
+                }
+                self.fetchers.stop(key)
+            }
+        }
     }
 
     /// Stops fetching a partition that went away.
-    fn on_removed(&self, _partition: &Arc<Partition>) {}
+    fn on_removed(&self, partition: &Arc<Partition>) {
+        self.fetchers
+            .stop((partition.topic().id(), partition.index()));
+    }
 
     /// The topic named `name`, or with id `id` when `by_id`.
     pub(crate) fn topic(

@@ -261,7 +261,6 @@ impl Partition {
         }
     }
 
-    #[allow(dead_code)] // follower fetching uses it next
     /// The leader this replica follows, `None` when it leads or knows no leader.
     pub(crate) fn leader_id(&self) -> Option<i32> {
         match lock(&self.state).role {
