@@ -31,7 +31,9 @@ pub use api::router;
 pub use compat::Level;
 pub use error::RegistryError;
 pub use mode::Mode;
-pub use registry::{LookupFilter, Options, Registry, SchemaRequest, SubjectVersion, VersionSpec};
+pub use registry::{
+    ConfigUpdate, LookupFilter, Options, Registry, SchemaRequest, SubjectVersion, VersionSpec,
+};
 pub use store::{LogRead, LogRecord, MemoryLog, SchemaLog, SchemaReference, StoreError};
 
 /// Checks a reader schema against a writer schema with Avro's resolution rules; returns each

@@ -1471,3 +1471,82 @@ async fn contexts_number_ids_apart_and_keep_their_own_subjects_config_and_mode()
         user(json!([{"name": "id", "type": "long"}, {"name": "z", "type": "int", "default": 0}]));
     assert_eq!(api.register("orders", &fresh).await.1, json!({"id": 2}));
 }
+
+#[tokio::test]
+async fn config_default_and_override_contracts_merge_into_registrations() {
+    let log: Arc<dyn SchemaLog> = Arc::new(MemoryLog::new());
+    let rule = json!({"name": "checkId", "kind": "CONDITION", "mode": "WRITE", "type": "CEL", "expr": "message.id > 0"});
+    {
+        let api = Api::over(log.clone());
+        let (status, body) = api
+            .call(
+                "PUT",
+                "/config",
+                Some(json!({
+                    "defaultMetadata": {"properties": {"owner": "team-a", "tier": "bronze"}},
+                    "overrideRuleSet": {"domainRules": [rule]},
+                })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        // A PUT naming only the level keeps the contract set before it.
+        api.call("PUT", "/config", Some(json!({"compatibility": "FULL"})))
+            .await;
+        api.call(
+            "PUT",
+            "/config/gold",
+            Some(json!({"overrideMetadata": {"properties": {"tier": "gold"}}})),
+        )
+        .await;
+    }
+    let api = Api::over(log);
+    let (_, global) = api.call("GET", "/config", None).await;
+    assert_eq!(global["compatibilityLevel"], "FULL");
+    assert_eq!(global["defaultMetadata"]["properties"]["owner"], "team-a");
+    assert_eq!(
+        global["overrideRuleSet"]["domainRules"][0]["name"],
+        "checkId"
+    );
+
+    // Under the global config: its default metadata under the registration's own, its rule
+    // set over it.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/subjects/plain/versions",
+            Some(
+                json!({"schema": v1().to_string(), "metadata": {"properties": {"tier": "silver"}}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, latest) = api
+        .call("GET", "/subjects/plain/versions/latest", None)
+        .await;
+    assert_eq!(
+        latest["metadata"],
+        json!({"properties": {"owner": "team-a", "tier": "silver"}})
+    );
+    assert_eq!(latest["ruleSet"], json!({"domainRules": [rule]}));
+
+    // A subject's own config wins: its override over what the registration names.
+    api.call(
+        "POST",
+        "/subjects/gold/versions",
+        Some(json!({"schema": v1().to_string(), "metadata": {"properties": {"tier": "silver", "x": "1"}}})),
+    )
+    .await;
+    let (_, latest) = api
+        .call("GET", "/subjects/gold/versions/latest", None)
+        .await;
+    assert_eq!(
+        latest["metadata"],
+        json!({"properties": {"tier": "gold", "x": "1"}})
+    );
+    assert_eq!(
+        api.call("GET", "/config/gold", None).await.1,
+        json!({"compatibilityLevel": "FULL", "overrideMetadata": {"properties": {"tier": "gold"}}})
+    );
+    assert_eq!(api.call("DELETE", "/config/gold", None).await.0, 200);
+    assert_eq!(api.call("GET", "/config/gold", None).await.0, 404);
+}

@@ -3,13 +3,9 @@
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::{ApiResult, JsonBody, Params, PathParams, Shared, json};
+use crate::registry::ConfigUpdate;
 
-#[derive(Deserialize)]
-pub(super) struct ConfigRequest {
-    #[serde(alias = "compatibilityLevel")]
-    compatibility: Option<String>,
-}
+use super::{ApiResult, JsonBody, Params, PathParams, Shared, json};
 
 #[derive(Deserialize)]
 pub(super) struct ModeRequest {
@@ -20,24 +16,48 @@ fn level_json(level: crate::compat::Level) -> axum::response::Response {
     json(&serde_json::json!({ "compatibilityLevel": level.as_str() }))
 }
 
+/// Confluent's config JSON: the level and the data-contract fields set.
+fn config_json(
+    level: crate::compat::Level,
+    mut contract: serde_json::Map<String, serde_json::Value>,
+) -> axum::response::Response {
+    contract.insert("compatibilityLevel".into(), level.as_str().into());
+    json(&serde_json::Value::Object(contract))
+}
+
+/// The answer to a `PUT /config`: what was set, as Confluent echoes it.
+fn update_json(level: crate::compat::Level, update: &ConfigUpdate) -> axum::response::Response {
+    let mut body = serde_json::json!({ "compatibility": level.as_str() });
+    for (name, value) in [
+        ("defaultMetadata", &update.default_metadata),
+        ("overrideMetadata", &update.override_metadata),
+        ("defaultRuleSet", &update.default_rule_set),
+        ("overrideRuleSet", &update.override_rule_set),
+    ] {
+        if let Some(value) = value {
+            body[name] = value.clone();
+        }
+    }
+    json(&body)
+}
+
 fn mode_json(mode: crate::mode::Mode) -> axum::response::Response {
     json(&serde_json::json!({ "mode": mode.as_str() }))
 }
 
 pub(super) async fn get_global(State(registry): State<Shared>) -> ApiResult {
-    Ok(level_json(registry.config(None, true)?))
+    Ok(config_json(
+        registry.config(None, true)?,
+        registry.config_contract(None, true),
+    ))
 }
 
 pub(super) async fn put_global(
     State(registry): State<Shared>,
-    JsonBody(request): JsonBody<ConfigRequest>,
+    JsonBody(request): JsonBody<ConfigUpdate>,
 ) -> ApiResult {
-    let level = registry
-        .set_config(None, request.compatibility.as_deref().unwrap_or(""))
-        .await?;
-    Ok(json(
-        &serde_json::json!({ "compatibility": level.as_str() }),
-    ))
+    let level = registry.set_config(None, &request).await?;
+    Ok(update_json(level, &request))
 }
 
 pub(super) async fn delete_global(State(registry): State<Shared>) -> ApiResult {
@@ -49,25 +69,20 @@ pub(super) async fn get_subject(
     PathParams(subject): PathParams<String>,
     params: Params,
 ) -> ApiResult {
-    Ok(level_json(
-        registry.config(Some(&subject), params.flag("defaultToGlobal"))?,
+    let default_to_global = params.flag("defaultToGlobal");
+    Ok(config_json(
+        registry.config(Some(&subject), default_to_global)?,
+        registry.config_contract(Some(&subject), default_to_global),
     ))
 }
 
 pub(super) async fn put_subject(
     State(registry): State<Shared>,
     PathParams(subject): PathParams<String>,
-    JsonBody(request): JsonBody<ConfigRequest>,
+    JsonBody(request): JsonBody<ConfigUpdate>,
 ) -> ApiResult {
-    let level = registry
-        .set_config(
-            Some(&subject),
-            request.compatibility.as_deref().unwrap_or(""),
-        )
-        .await?;
-    Ok(json(
-        &serde_json::json!({ "compatibility": level.as_str() }),
-    ))
+    let level = registry.set_config(Some(&subject), &request).await?;
+    Ok(update_json(level, &request))
 }
 
 pub(super) async fn delete_subject(

@@ -17,6 +17,7 @@
 //! `settings.rs` keeps compatibility levels and modes; this file holds the log-following
 //! core and [`Registry::change`], the one path by which a decided change is appended.
 
+mod contract;
 mod delete;
 mod reads;
 mod register;
@@ -38,6 +39,7 @@ use crate::store::{Event, Gid, LogRecord, SchemaContent, SchemaLog, SchemaRefere
 pub use reads::{LookupFilter, SubjectVersion, VersionSpec};
 pub use register::SchemaRequest;
 use register::with_contract;
+pub use settings::ConfigUpdate;
 
 /// Limits and identity of a registry.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 
+use super::contract::{merge_metadata, merge_rule_sets};
 use super::{Registry, VersionSpec, check_subject, resolve_references};
 use crate::compat::{Budget, Level};
 use crate::context;
@@ -265,6 +266,26 @@ impl Registry {
                 if request.rule_set.as_ref().is_none_or(|r| r.is_null()) {
                     request.rule_set = latest.rule_set.clone();
                 }
+            }
+            // As Confluent: the config's default metadata and rules go under what the
+            // registration names (or kept), its overrides over it.
+            if let Some(contract) = state.contract_for(subject) {
+                request.metadata = merge_metadata(
+                    merge_metadata(
+                        contract.default_metadata.as_ref(),
+                        request.metadata.as_ref(),
+                    )
+                    .as_ref(),
+                    contract.override_metadata.as_ref(),
+                );
+                request.rule_set = merge_rule_sets(
+                    merge_rule_sets(
+                        contract.default_rule_set.as_ref(),
+                        request.rule_set.as_ref(),
+                    )
+                    .as_ref(),
+                    contract.override_rule_set.as_ref(),
+                );
             }
             request_resolved(&state, subject, &request)?
         };

@@ -75,10 +75,12 @@ pub(crate) enum Event {
     /// Every version of a subject up to `version` was soft-deleted (Confluent's
     /// `DELETE_SUBJECT` record; strand writes one `Version` record per version instead).
     SubjectDeleted { subject: String, version: u32 },
-    /// The compatibility level of a subject (`None` = global) was set or removed.
+    /// The config of a subject (`None` = global) was set or, with neither a level nor a
+    /// contract, removed.
     Config {
         subject: Option<String>,
         level: Option<String>,
+        contract: Contract,
     },
     /// The mode of a subject (`None` = global) was set or removed.
     Mode {
@@ -169,10 +171,55 @@ struct DeleteSubjectValue {
     version: u32,
 }
 
+/// The data-contract part of a config: metadata and rules that registrations under it
+/// get by default (merged under what the registration names) or by override (merged over).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Contract {
+    #[serde(
+        rename = "defaultMetadata",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_metadata: Option<serde_json::Value>,
+    #[serde(
+        rename = "overrideMetadata",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub override_metadata: Option<serde_json::Value>,
+    #[serde(
+        rename = "defaultRuleSet",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_rule_set: Option<serde_json::Value>,
+    #[serde(
+        rename = "overrideRuleSet",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub override_rule_set: Option<serde_json::Value>,
+}
+
+impl Contract {
+    /// Whether the config names no metadata or rules.
+    pub(crate) fn is_empty(&self) -> bool {
+        self == &Contract::default()
+    }
+}
+
+/// A `CONFIG` value as Confluent writes it (fields strand does not keep, such as `alias` or
+/// `normalize`, are ignored when read).
 #[derive(Serialize, Deserialize)]
 struct ConfigValue {
-    #[serde(rename = "compatibilityLevel")]
-    compatibility_level: String,
+    #[serde(
+        rename = "compatibilityLevel",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    compatibility_level: Option<String>,
+    #[serde(flatten)]
+    contract: Contract,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -266,14 +313,19 @@ impl Event {
                     &serde_json::json!({"subject": subject, "version": version}),
                 )),
             ),
-            Event::Config { subject, level } => (
+            Event::Config {
+                subject,
+                level,
+                contract,
+            } => (
                 Key::Config {
                     subject: subject.clone(),
                     magic: 0,
                 },
-                level.as_ref().map(|l| {
+                (level.is_some() || !contract.is_empty()).then(|| {
                     json(&ConfigValue {
-                        compatibility_level: l.clone(),
+                        compatibility_level: level.clone(),
+                        contract: contract.clone(),
                     })
                 }),
             ),
@@ -359,17 +411,20 @@ impl Event {
                     Vec::new()
                 }
             },
-            Key::Config { subject, .. } => vec![Event::Config {
-                subject,
-                level: match value {
-                    Some(v) => Some(
-                        serde_json::from_slice::<ConfigValue>(v)
-                            .map_err(bad)?
-                            .compatibility_level,
-                    ),
-                    None => None,
-                },
-            }],
+            Key::Config { subject, .. } => {
+                let (level, contract) = match value {
+                    Some(v) => {
+                        let v: ConfigValue = serde_json::from_slice(v).map_err(bad)?;
+                        (v.compatibility_level, v.contract)
+                    }
+                    None => (None, Contract::default()),
+                };
+                vec![Event::Config {
+                    subject,
+                    level,
+                    contract,
+                }]
+            }
             Key::Mode { subject, .. } => vec![Event::Mode {
                 subject,
                 mode: match value {
@@ -428,10 +483,20 @@ mod tests {
             Event::Config {
                 subject: None,
                 level: Some("FULL".into()),
+                contract: Contract::default(),
             },
             Event::Config {
                 subject: Some("s".into()),
                 level: None,
+                contract: Contract::default(),
+            },
+            Event::Config {
+                subject: Some(":.ctx:".into()),
+                level: None,
+                contract: Contract {
+                    override_metadata: Some(serde_json::json!({"properties": {"owner": "x"}})),
+                    ..Contract::default()
+                },
             },
             Event::Mode {
                 subject: Some("s".into()),

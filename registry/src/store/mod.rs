@@ -10,7 +10,7 @@ pub(crate) mod state;
 use std::sync::Mutex;
 
 pub use event::SchemaReference;
-pub(crate) use event::{Event, SchemaContent, VersionValue};
+pub(crate) use event::{Contract, Event, SchemaContent, VersionValue};
 pub(crate) use state::{Gid, State};
 
 /// One key/value record of the schema log; `value: None` is a tombstone.

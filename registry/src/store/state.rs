@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::compat::Level;
 use crate::context::{self, DEFAULT_CONTEXT};
 use crate::mode::Mode;
-use crate::store::{Event, SchemaContent};
+use crate::store::{Contract, Event, SchemaContent};
 
 /// A schema id in its context: the context's number in this state (0 the default context,
 /// others in order of first appearance in the log) and the id clients see.
@@ -42,6 +42,10 @@ pub(crate) struct State {
     pub global_level: Option<Level>,
     /// Per-subject compatibility levels.
     pub subject_levels: HashMap<String, Level>,
+    /// The global config's metadata and rules, if it names any.
+    pub global_contract: Option<Contract>,
+    /// Per-subject (and per-context, `:.ctx:`) configs' metadata and rules.
+    pub subject_contracts: HashMap<String, Contract>,
     /// The global mode, if set (else READWRITE).
     pub global_mode: Option<Mode>,
     /// Per-subject modes.
@@ -117,7 +121,11 @@ impl State {
                     self.forget_use(gone.id, subject, *version);
                 }
             }
-            Event::Config { subject, level } => {
+            Event::Config {
+                subject,
+                level,
+                contract,
+            } => {
                 let level = match level.as_deref().map(str::parse::<Level>) {
                     Some(Ok(level)) => Some(level),
                     Some(Err(e)) => {
@@ -126,6 +134,16 @@ impl State {
                     }
                     None => None,
                 };
+                match (subject, contract.is_empty()) {
+                    (None, true) => self.global_contract = None,
+                    (None, false) => self.global_contract = Some(contract.clone()),
+                    (Some(s), true) => {
+                        self.subject_contracts.remove(s);
+                    }
+                    (Some(s), false) => {
+                        self.subject_contracts.insert(s.clone(), contract.clone());
+                    }
+                }
                 match (subject, level) {
                     (None, level) => self.global_level = level,
                     (Some(s), Some(level)) => {
@@ -288,6 +306,15 @@ impl State {
             .unwrap_or(Level::Backward)
     }
 
+    /// The metadata and rules of the config that applies to a subject: its own config's if
+    /// that names any, else its context's, else the global one's.
+    pub(crate) fn contract_for(&self, subject: &str) -> Option<&Contract> {
+        self.subject_contracts
+            .get(subject)
+            .or_else(|| self.subject_contracts.get(&context_key(subject)))
+            .or(self.global_contract.as_ref())
+    }
+
     /// The mode that applies to a subject: its own, else its context's, else the global one.
     pub(crate) fn mode_for(&self, subject: &str) -> Mode {
         self.subject_modes
@@ -355,16 +382,19 @@ mod tests {
         state.apply(&Event::Config {
             subject: None,
             level: Some("FULL".into()),
+            contract: Contract::default(),
         });
         state.apply(&Event::Config {
             subject: Some("s".into()),
             level: Some("NONE".into()),
+            contract: Contract::default(),
         });
         assert_eq!(state.level_for("s"), Level::None);
         assert_eq!(state.level_for("t"), Level::Full);
         state.apply(&Event::Config {
             subject: Some("s".into()),
             level: None,
+            contract: Contract::default(),
         });
         assert_eq!(state.level_for("s"), Level::Full);
     }
