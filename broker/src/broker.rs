@@ -119,6 +119,7 @@ impl Broker {
             }
         })?;
         let replicas = ReplicaManager::new(config.node_id, config.acks_all_fsync);
+        replicas.set_min_insync_replicas(config.min_insync_replicas);
         Ok(Broker {
             config,
             topics,

@@ -41,6 +41,10 @@ pub(crate) fn replica_error(e: &ReplicaError) -> ResponseError {
         ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         ReplicaError::RequestTimedOut { .. } => ResponseError::RequestTimedOut,
+        ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
         ReplicaError::Log(e) => log_error(e),
         ReplicaError::Internal(_) => ResponseError::UnknownServerError,
     }

@@ -88,7 +88,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Reply {
     }
 
     let version = ctx.version();
-    let appended = replicas.append_records(topics, entries).await;
+    let appended = replicas.append_records(topics, entries, acks == -1).await;
     if acks != -1 {
         let outcomes = appended.into_iter().map(|a| a.outcome()).collect();
         fill(version, &mut responses, &slots, outcomes);

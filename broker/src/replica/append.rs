@@ -65,12 +65,15 @@ impl LeaderAppend {
 
 impl ReplicaManager {
     /// Checks and appends each entry as the leader, in order, on a blocking thread; the
-    /// topics' configs (with `topics`' defaults) say how batches are validated. Returns
-    /// once every append is in its leader's log, one result per entry.
+    /// topics' configs (with `topics`' defaults) say how batches are validated. With
+    /// `acks_all`, a partition whose ISR is smaller than its `min.insync.replicas` is
+    /// refused (`NOT_ENOUGH_REPLICAS`) before anything is appended. Returns once every
+    /// append is in its leader's log, one result per entry.
     pub(crate) async fn append_records(
         &self,
         topics: &TopicStore,
         entries: Vec<AppendEntry>,
+        acks_all: bool,
     ) -> Vec<LeaderAppend> {
         if entries.is_empty() {
             return Vec::new();
@@ -83,8 +86,15 @@ impl ReplicaManager {
                     .topic()
                     .config()
                     .produce_policy(topics.defaults());
-                let checked =
-                    check_batches(e.records.as_ref(), policy.max_message_bytes).map(|()| {
+                let min_isr = self.min_insync_replicas(e.partition.topic());
+                let enough = if acks_all {
+                    e.partition.check_enough_replicas(min_isr)
+                } else {
+                    Ok(())
+                };
+                let checked = enough
+                    .and_then(|()| check_batches(e.records.as_ref(), policy.max_message_bytes))
+                    .map(|()| {
                         // A copy the log may rewrite (it assigns offsets in place).
                         let bytes = e.records.as_deref().unwrap_or_default();
                         (crate::log::BUFFERS.copy_of(bytes), policy)
@@ -137,8 +147,9 @@ impl ReplicaManager {
                     Ok(done) => {
                         let offset = done.info.last_offset + 1;
                         let partition = Arc::clone(&a.partition);
+                        let min_isr = self.min_insync_replicas(partition.topic());
                         Some(tokio::spawn(
-                            partition.wait_committed(offset, timeout, fsync),
+                            partition.wait_committed(offset, min_isr, timeout, fsync),
                         ))
                     }
                     Err(_) => None,

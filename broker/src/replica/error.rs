@@ -56,6 +56,23 @@ pub enum ReplicaError {
         /// This replica's epoch.
         current: i32,
     },
+    /// `acks=all` with fewer in-sync replicas than `min.insync.replicas`: nothing appended.
+    #[error("{isr} in-sync replicas, fewer than min.insync.replicas ({min})")]
+    NotEnoughReplicas {
+        /// In-sync replicas now.
+        isr: usize,
+        /// The topic's `min.insync.replicas`.
+        min: usize,
+    },
+    /// `acks=all` appended, but the ISR shrank below `min.insync.replicas` before it was
+    /// committed.
+    #[error("appended, but the ISR shrank to {isr}, fewer than min.insync.replicas ({min})")]
+    NotEnoughReplicasAfterAppend {
+        /// In-sync replicas now.
+        isr: usize,
+        /// The topic's `min.insync.replicas`.
+        min: usize,
+    },
     /// The in-sync replicas did not all reach the append within the request's timeout.
     #[error("the in-sync replicas did not reach offset {offset} within {timeout_ms} ms")]
     RequestTimedOut {

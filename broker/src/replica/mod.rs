@@ -34,7 +34,7 @@ mod replication_tests;
 mod tests;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use uuid::Uuid;
@@ -61,6 +61,8 @@ pub struct ReplicaManager {
     /// Set once the metadata image says who leads what: partitions it never named are
     /// then no longer lazily led by this broker alone.
     managed: AtomicBool,
+    /// The broker's `min.insync.replicas`, for topics that do not set it.
+    min_insync_replicas: AtomicI32,
     /// The tasks fetching the partitions this broker follows, one per leader.
     fetchers: fetcher::Fetchers,
 }
@@ -75,7 +77,26 @@ impl ReplicaManager {
             added: AtomicUsize::new(0),
             managed: AtomicBool::new(false),
             fetchers: fetcher::Fetchers::new(node_id),
+            min_insync_replicas: AtomicI32::new(1),
         }
+    }
+
+    /// Sets the broker's `min.insync.replicas` (`--min-insync-replicas`), which topics
+    /// that do not set their own follow.
+    pub fn set_min_insync_replicas(&self, min: i32) {
+        self.min_insync_replicas
+            .store(min.max(1), Ordering::Relaxed);
+    }
+
+    /// `min.insync.replicas` of `topic`: its own setting, else the broker's.
+    pub(crate) fn min_insync_replicas(&self, topic: &Topic) -> usize {
+        let own = topic
+            .config()
+            .overrides()
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse::<i32>().ok());
+        own.unwrap_or_else(|| self.min_insync_replicas.load(Ordering::Relaxed))
+            .max(1) as usize
     }
 
     /// This broker's node id.

@@ -470,27 +470,45 @@ impl Partition {
             .collect();
     }
 
-    /// Whether the ISR holds everything below `offset` (the high watermark reached it).
-    /// Kafka also answers `NOT_ENOUGH_REPLICAS_AFTER_APPEND` here when the ISR shrank
-    /// below `min.insync.replicas`; with one replica it cannot.
-    fn reached(&self, offset: i64) -> bool {
-        self.log.high_watermark() >= offset
+    /// `NOT_ENOUGH_REPLICAS` when the ISR has fewer than `min_isr` members: an
+    /// `acks=all` append is then refused before it is made.
+    pub(crate) fn check_enough_replicas(&self, min_isr: usize) -> Result<(), ReplicaError> {
+        let isr = lock(&self.state).isr.len();
+        if isr < min_isr {
+            return Err(ReplicaError::NotEnoughReplicas { isr, min: min_isr });
+        }
+        Ok(())
+    }
+
+    /// Whether the ISR holds everything below `offset` (the high watermark reached it);
+    /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND` when it did but the ISR has shrunk below
+    /// `min_isr` meanwhile (Kafka's `checkEnoughReplicasReachOffset`).
+    fn reached(&self, offset: i64, min_isr: usize) -> Result<bool, ReplicaError> {
+        if self.log.high_watermark() < offset {
+            return Ok(false);
+        }
+        let isr = lock(&self.state).isr.len();
+        if isr < min_isr {
+            return Err(ReplicaError::NotEnoughReplicasAfterAppend { isr, min: min_isr });
+        }
+        Ok(true)
     }
 
     /// Waits until the records below `offset` are committed (every in-sync replica has
-    /// them), at most `timeout`; then, with `fsync`, until the leader's log has them on
+    /// them, and the ISR has at least `min_isr` members), at most `timeout`; then, with `fsync`, until the leader's log has them on
     /// disk (strand's `acks=all` durability on top of Kafka's). This is the completion of
     /// an `acks=all` append, Kafka's `DelayedProduce`.
     pub(crate) async fn wait_committed(
         self: Arc<Self>,
         offset: i64,
+        min_isr: usize,
         timeout: Duration,
         fsync: bool,
     ) -> Result<(), ReplicaError> {
         // Subscribed before the check, so a move in between still wakes us.
         let mut hw = self.log.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
-        while !self.reached(offset) {
+        while !self.reached(offset, min_isr)? {
             match tokio::time::timeout_at(deadline, hw.changed()).await {
                 Ok(Ok(())) => {}
                 // The log went away (topic deleted): the append's fate is unknown.

@@ -102,7 +102,7 @@ impl Node {
             partition: replicas.partition(topics, &topic, 0).unwrap(),
             records: Some(Bytes::from(batch_of(seed, count, 0, 10))),
         };
-        let appended = replicas.append_records(topics, vec![entry]).await;
+        let appended = replicas.append_records(topics, vec![entry], acks_all).await;
         let outcomes = if acks_all {
             replicas
                 .complete_acks_all(appended, Duration::from_secs(20))

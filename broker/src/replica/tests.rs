@@ -78,7 +78,7 @@ impl Fixture {
             records: Some(Bytes::from(batch_of(seed, records, 0, 10))),
         };
         self.replicas
-            .append_records(&self.topics, vec![entry])
+            .append_records(&self.topics, vec![entry], true)
             .await
     }
 
@@ -518,5 +518,41 @@ fn a_follower_with_a_newer_or_longer_epoch_is_told_where_it_diverges() {
         );
         assert_eq!(p.on_follower_fetch(2, 5, 4).unwrap(), FollowerFetch::Read);
         assert_eq!(p.high_watermark(), 5);
+    });
+}
+
+#[test]
+fn acks_all_needs_min_insync_replicas_before_and_after_the_append() {
+    rt().block_on(async {
+        let f = fixture(false);
+        f.replicas.set_managed();
+        f.replicas.set_min_insync_replicas(2);
+        f.apply(state(Some(1), 1, &[1]));
+        let refused = f.produce(1, 2).await.remove(0).outcome();
+        assert!(matches!(
+            refused.result,
+            Err(ReplicaError::NotEnoughReplicas { isr: 1, min: 2 })
+        ));
+        assert_eq!(f.partition().log().log_end_offset(), 0, "nothing appended");
+
+        f.apply(PartitionState {
+            partition_epoch: 2,
+            ..state(Some(1), 1, &[1, 2])
+        });
+        let appended = f.produce(2, 2).await;
+        let wait = f
+            .replicas
+            .complete_acks_all(appended, Duration::from_secs(30));
+        // The ISR shrinks to the leader alone: the records are committed, but by fewer
+        // replicas than min.insync.replicas asks.
+        f.apply(PartitionState {
+            partition_epoch: 3,
+            ..state(Some(1), 1, &[1])
+        });
+        let outcomes = wait.await;
+        assert!(matches!(
+            outcomes[0].result,
+            Err(ReplicaError::NotEnoughReplicasAfterAppend { isr: 1, min: 2 })
+        ));
     });
 }
