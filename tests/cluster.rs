@@ -5,11 +5,13 @@
 //! `STRAND_STRESS=1` repeats the failures more times.
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::CreateTopicsResponse;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{CreateTopicsResponse, DeleteTopicsRequest};
 use kafka_protocol::records::Compression;
 use strand_tests::cluster::{CLUSTER_TIMEOUT, Cluster, broker_ids};
 use strand_tests::kafka::{
-    batch, create_replicated_topic, create_topic, fetch, now_ms, produce, values,
+    batch, create_replicated_topic, create_topic, fetch, name, now_ms, produce, produce_request,
+    values,
 };
 
 fn stress() -> bool {
@@ -132,9 +134,127 @@ fn three_nodes_form_one_cluster_with_one_controller() -> anyhow::Result<()> {
         "{cluster_ids:?}"
     );
 
-    // Replicated topics (CreateTopics through the controller, replication factor 3) come
-    // with the replica layer; then this test also creates one and reads it from every node.
+    topics_go_through_the_metadata_log(&cluster)?;
     cluster.shutdown()
+}
+
+/// The partitions of `topic` whose log directory exists in node `id`'s data directory.
+fn partitions_on_disk(cluster: &Cluster, id: i32, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir(cluster.data_dir(id)?)? {
+        let file_name = entry?.file_name();
+        let file_name = file_name.to_string_lossy();
+        if let Some(p) = file_name
+            .strip_prefix(topic)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            held.push(p);
+        }
+    }
+    held.sort_unstable();
+    Ok(held)
+}
+
+/// Topics created through any node are the cluster's: every node's Metadata describes
+/// them alike (replicas, ISR, one leader per partition), each node holds the logs of the
+/// partitions assigned to it and no others, and a deletion through any node removes them
+/// everywhere.
+fn topics_go_through_the_metadata_log(cluster: &Cluster) -> anyhow::Result<()> {
+    create_topic_in_cluster(cluster, 2, "replicated", 3, 3)?;
+    create_topic_in_cluster(cluster, 1, "spread", 3, 1)?;
+    let mut assigned: std::collections::BTreeMap<i32, Vec<i32>> = Default::default();
+    for id in cluster.node_ids() {
+        for p in 0..3 {
+            let replicated = cluster.wait_for_isr(id, "replicated", p, &[1, 2, 3])?;
+            let mut replicas = replicated.replicas.clone();
+            replicas.sort_unstable();
+            assert_eq!(replicas, vec![1, 2, 3], "node {id}, replicated-{p}");
+            let spread = cluster.wait_for(
+                &format!("node {id} knows spread-{p}"),
+                CLUSTER_TIMEOUT,
+                |c| c.partition(id, "spread", p),
+            )?;
+            assert_eq!(spread.replicas.len(), 1, "node {id}, spread-{p}");
+            assert_eq!(spread.leader, spread.replicas[0], "node {id}");
+            let owner = assigned.entry(p).or_insert_with(|| spread.replicas.clone());
+            assert_eq!(&spread.replicas, owner, "node {id} disagrees on spread-{p}");
+        }
+    }
+    for id in cluster.node_ids() {
+        cluster.wait_for(
+            &format!("node {id} holds its partitions"),
+            CLUSTER_TIMEOUT,
+            |c| {
+                let mine: Vec<i32> = assigned
+                    .iter()
+                    .filter(|(_, r)| r.contains(&id))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let ok = partitions_on_disk(c, id, "replicated")? == vec![0, 1, 2]
+                    && partitions_on_disk(c, id, "spread")? == mine;
+                Ok(ok.then_some(()))
+            },
+        )?;
+    }
+
+    // Produce goes to a partition's leader; every other node answers
+    // NOT_LEADER_OR_FOLLOWER, whether it follows the partition or holds none of it.
+    let produce_acks_1 = |id: i32, topic: &str, p: i32| -> anyhow::Result<i16> {
+        let mut client = cluster.client(id)?;
+        let records = batch(&[(None, Some(b"v"), &[])], Compression::None, now_ms());
+        let resp = client.call(9, &produce_request(topic, p, records, 1))?;
+        Ok(resp.responses[0].partition_responses[0].error_code)
+    };
+    for (topic, p) in [("replicated", 0), ("spread", 0), ("spread", 1)] {
+        let leader = cluster.wait_for_leader(1, topic, p)?;
+        assert_eq!(
+            produce_acks_1(leader, topic, p)?,
+            0,
+            "{topic}-{p} on its leader"
+        );
+        for id in cluster.node_ids().into_iter().filter(|&id| id != leader) {
+            assert_eq!(
+                produce_acks_1(id, topic, p)?,
+                ResponseError::NotLeaderOrFollower.code(),
+                "{topic}-{p} on node {id}, not its leader {leader}"
+            );
+        }
+    }
+
+    let mut client = cluster.client(3)?;
+    assert_eq!(
+        topic_error(&create_replicated_topic(&mut client, "spread", 1, 1, &[])?),
+        ResponseError::TopicAlreadyExists.code(),
+        "a topic created through another node exists here too"
+    );
+    assert_eq!(
+        topic_error(&create_replicated_topic(
+            &mut client,
+            "too-many",
+            1,
+            4,
+            &[]
+        )?),
+        ResponseError::InvalidReplicationFactor.code()
+    );
+
+    let deleted = client.call(
+        6,
+        &DeleteTopicsRequest::default().with_topics(vec![
+            DeleteTopicState::default().with_name(Some(name("spread"))),
+        ]),
+    )?;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    for id in cluster.node_ids() {
+        cluster.wait_for(&format!("node {id} forgets spread"), CLUSTER_TIMEOUT, |c| {
+            let metadata = c.metadata(id, Some(&["spread"]))?;
+            let gone = metadata.topics.first().map(|t| t.error_code)
+                == Some(ResponseError::UnknownTopicOrPartition.code());
+            Ok((gone && partitions_on_disk(c, id, "spread")?.is_empty()).then_some(()))
+        })?;
+    }
+    Ok(())
 }
 
 #[test]
@@ -159,7 +279,6 @@ fn killing_the_active_controller_elects_another_and_topics_can_be_created_again(
             },
         )?;
         assert_ne!(elected, controller);
-        // Until topics go through the controller, a topic is created on the node asked.
         let topic = format!("after-failover-{round}");
         create_topic_in_cluster(&cluster, survivor, &topic, 1, -1)?;
         let leader = cluster.wait_for_leader(survivor, &topic, 0)?;

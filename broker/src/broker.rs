@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::controller::Controller;
+use crate::controller::{Controller, MetadataImage};
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::{LogDir, PartitionLog};
 use crate::producer_id_manager::ProducerIdManager;
@@ -96,6 +96,9 @@ pub struct Broker {
     controller: OnceLock<Controller>,
     /// The block of producer ids the controller gave this broker.
     producer_ids: ProducerIdManager,
+    /// The last metadata image the publisher applied to this node's topics and replicas
+    /// (none before the first): what handlers wait on to see their own changes.
+    published: watch::Sender<Option<Arc<MetadataImage>>>,
 }
 
 impl Broker {
@@ -127,6 +130,7 @@ impl Broker {
             groups,
             controller: OnceLock::new(),
             producer_ids: ProducerIdManager::default(),
+            published: watch::Sender::new(None),
         })
     }
 
@@ -153,6 +157,35 @@ impl Broker {
                     .map_err(|e| AllocateError::Internal(e.to_string()))?
                     .map_err(AllocateError::Local)
             }
+        }
+    }
+
+    /// Records that the publisher applied `image` to this node.
+    pub(crate) fn publish(&self, image: Arc<MetadataImage>) {
+        self.published.send_replace(Some(image));
+    }
+
+    /// A receiver of the images the publisher applied to this node.
+    pub fn published(&self) -> watch::Receiver<Option<Arc<MetadataImage>>> {
+        self.published.subscribe()
+    }
+
+    /// Waits until this node applied an image in which `done` holds, at most `timeout`;
+    /// returns that image, or `None` when the wait timed out.
+    pub(crate) async fn wait_published(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&MetadataImage) -> bool,
+    ) -> Option<Arc<MetadataImage>> {
+        let mut published = self.published.subscribe();
+        let found = tokio::time::timeout(
+            timeout,
+            published.wait_for(|image| image.as_ref().is_some_and(|i| done(i))),
+        )
+        .await;
+        match found {
+            Ok(Ok(image)) => image.clone(),
+            _ => None,
         }
     }
 
@@ -237,7 +270,7 @@ impl Broker {
         // its recovery is noticed when only internal topics are.
         self.topics.storage().refresh();
         for topic in self.topics.topics() {
-            for (p, log) in topic.partitions().iter().enumerate() {
+            for (p, log) in topic.partitions() {
                 if log.offline_reason().is_some() || log.check_files().is_err() {
                     continue;
                 }
@@ -252,7 +285,7 @@ impl Broker {
     /// snapshot that lets the next start skip recovery work. Several logs at a time, since
     /// each close waits on the disk; appends to a closed log fail.
     pub fn close_all(&self) {
-        let logs: Vec<(String, usize, Arc<PartitionLog>)> = self
+        let logs: Vec<(String, i32, Arc<PartitionLog>)> = self
             .topics
             .topics()
             .iter()
@@ -260,7 +293,6 @@ impl Broker {
                 let name = t.name().to_string();
                 t.partitions()
                     .into_iter()
-                    .enumerate()
                     .map(move |(p, log)| (name.clone(), p, log))
             })
             .collect();
@@ -275,7 +307,7 @@ impl Broker {
     pub fn clean_all(&self) {
         let now = crate::shutdown::now_ms();
         for topic in self.topics.topics() {
-            for (p, log) in topic.partitions().iter().enumerate() {
+            for (p, log) in topic.partitions() {
                 if let Err(e) = log.apply_retention(now) {
                     tracing::error!(topic = topic.name(), partition = p, "retention failed: {e}");
                 }

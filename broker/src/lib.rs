@@ -26,6 +26,7 @@
 //!   and Metadata / DescribeCluster list the brokers and the active controller it knows.
 //! - [`identity`]: the data directory's `meta.properties` (cluster id, node id).
 
+mod admin;
 mod alloc;
 mod broker;
 pub mod controller;
@@ -36,10 +37,12 @@ pub mod lifecycle;
 pub mod log;
 mod parallel;
 mod producer_id_manager;
+pub mod publisher;
 pub mod replica;
 mod shutdown;
 pub mod topics;
 
+pub use admin::{CreatedTopic, NewTopic};
 pub use alloc::GuardedAllocator;
 pub use broker::{Broker, BrokerConfig};
 pub use group::{GroupConfig, GroupCoordinator, GroupError};

@@ -27,16 +27,18 @@ const QUIET: Duration = Duration::from_secs(2);
 
 /// Registers this broker and heartbeats until `shutdown` turns true. `unfenced` turns true
 /// once the controller has unfenced this broker (and false while it is fenced).
+/// `incarnation_id` is fresh per process start.
 pub async fn run(
     controller: Controller,
     node_id: i32,
+    incarnation_id: Uuid,
     (host, port): (String, u16),
     unfenced: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let registration = RegisterBroker {
         node_id,
-        incarnation_id: Uuid::new_v4(),
+        incarnation_id,
         host,
         port,
         rack: None,

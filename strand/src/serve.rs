@@ -113,9 +113,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (unfenced_tx, mut unfenced) = watch::channel(false);
+    let incarnation_id = uuid::Uuid::new_v4();
     let lifecycle = tokio::spawn(strand_broker::lifecycle::run(
         controller.clone(),
         node_id,
+        incarnation_id,
         advertised,
         unfenced_tx,
         shutdown_rx.clone(),
@@ -129,10 +131,22 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     ));
     let background = tokio::spawn(broker.clone().run_background(shutdown_rx.clone()));
 
+    let publisher = tokio::spawn(strand_broker::publisher::run(
+        broker.clone(),
+        controller.clone(),
+        incarnation_id,
+        shutdown_rx.clone(),
+    ));
+
     // Kafka is served once the controller lists this broker, so that the first Metadata
-    // a client gets names it (connections made meanwhile wait in the listen backlog).
+    // a client gets names it, and once this node applied the metadata image, so that the
+    // topics it names exist here (connections made meanwhile wait in the listen backlog).
+    let mut published = broker.published();
     let serving = tokio::select! {
-        _ = unfenced.wait_for(|unfenced| *unfenced) => true,
+        _ = async {
+            let _ = unfenced.wait_for(|unfenced| *unfenced).await;
+            let _ = published.wait_for(|image| image.is_some()).await;
+        } => true,
         _ = &mut signalled => false,
     };
     let kafka_task = serving.then(|| {
@@ -155,6 +169,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     background.await.context("background task")?;
     lifecycle.await.context("broker lifecycle task")?;
+    publisher.await.context("metadata publisher task")?;
     controller.shutdown().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.close_all())

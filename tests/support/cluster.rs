@@ -602,6 +602,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: i32) -> anyhow::Result<PathBuf> {
+        Ok(self.node(id)?.dir.join("data"))
+    }
+
     /// The directory holding every node's directory.
     pub fn root(&self) -> Option<&Path> {
         self.root.as_ref().map(|r| r.path())

@@ -116,7 +116,12 @@ pub enum ControllerError {
 impl ControllerError {
     /// The Kafka error code a broker answers with.
     pub fn error_code(&self) -> i16 {
-        let error = match self {
+        self.response_error().code()
+    }
+
+    /// The Kafka error a broker answers with.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
             ControllerError::NotController { .. } => ResponseError::NotController,
             ControllerError::UnknownTopic(_) | ControllerError::UnknownPartition { .. } => {
                 ResponseError::UnknownTopicOrPartition
@@ -146,7 +151,6 @@ impl ControllerError {
                 ResponseError::EligibleLeadersNotAvailable
             }
             ControllerError::Raft(_) => ResponseError::RequestTimedOut,
-        };
-        error.code()
+        }
     }
 }

@@ -168,6 +168,10 @@ pub enum ControllerRequest {
         assignment: Option<Vec<Vec<BrokerId>>>,
         /// Config overrides.
         configs: BTreeMap<String, String>,
+        /// The id to give the topic: a topic of a data directory older than clusters keeps
+        /// its own when it is bootstrapped into the metadata log. A fresh one when absent.
+        #[serde(default)]
+        topic_id: Option<Uuid>,
     },
     /// CreatePartitions, for one topic.
     CreatePartitions {
@@ -255,6 +259,8 @@ struct Inner {
     identity: Identity,
     /// Idle connections to the active controller for forwarded requests.
     forwarders: Mutex<Vec<Peer>>,
+    /// Whether this node had no metadata log on disk when it started.
+    started_empty: bool,
 }
 
 /// The controller's identity file, like Kafka's `meta.properties`.
@@ -332,6 +338,7 @@ impl Controller {
             )));
         }
         let dir = config.data_dir.join("controller");
+        let started_empty = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
         check_directory(&dir, &config.cluster_id, config.node_id)?;
         let (log, machine) = store::open(&dir)?;
         let images = machine.subscribe();
@@ -417,6 +424,7 @@ impl Controller {
                 stopped: AtomicBool::new(false),
                 identity,
                 forwarders: Mutex::new(Vec::new()),
+                started_empty,
             }),
         };
         let _ = this.set(Arc::downgrade(&controller.inner));
@@ -544,8 +552,16 @@ impl Controller {
                 replication_factor,
                 assignment,
                 configs,
+                topic_id,
             } => self
-                .create_topic(&name, partitions, replication_factor, assignment, configs)
+                .create_topic_with_id(
+                    &name,
+                    partitions,
+                    replication_factor,
+                    assignment,
+                    configs,
+                    topic_id,
+                )
                 .await
                 .map(ControllerReply::TopicId),
             ControllerRequest::CreatePartitions {
@@ -614,6 +630,12 @@ impl Controller {
         let mut metrics = self.inner.raft.metrics();
         let known = metrics.wait_for(|m| m.current_leader.is_some());
         let _ = tokio::time::timeout(timeout, known).await;
+    }
+
+    /// Whether this node had no metadata log on disk when it started (a new node, or one
+    /// whose metadata log was lost): its topics on disk are then not known to be deleted.
+    pub fn started_empty(&self) -> bool {
+        self.inner.started_empty
     }
 
     /// The metadata image as this node has applied it.
@@ -698,12 +720,33 @@ impl Controller {
         assignment: Option<Vec<Vec<BrokerId>>>,
         configs: BTreeMap<String, String>,
     ) -> Result<Uuid, ControllerError> {
+        self.create_topic_with_id(
+            name,
+            partitions,
+            replication_factor,
+            assignment,
+            configs,
+            None,
+        )
+        .await
+    }
+
+    /// Like [`Controller::create_topic`], with the topic's id given (or a fresh one).
+    pub async fn create_topic_with_id(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i32,
+        assignment: Option<Vec<Vec<BrokerId>>>,
+        configs: BTreeMap<String, String>,
+        topic_id: Option<Uuid>,
+    ) -> Result<Uuid, ControllerError> {
         let _decision = self.decide().await?;
         let image = self.image();
         if image.topic_by_name(name).is_some() {
             return Err(ControllerError::TopicAlreadyExists(name.to_string()));
         }
-        let topic_id = Uuid::new_v4();
+        let topic_id = topic_id.unwrap_or_else(Uuid::new_v4);
         let assignment = match assignment {
             Some(assignment) => assignment,
             None => image.assign_replicas(0, partitions, replication_factor, seed(topic_id))?,

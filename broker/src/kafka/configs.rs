@@ -279,7 +279,6 @@ pub(crate) async fn handle_alter(
                             return Ok(());
                         }
                         broker
-                            .topics()
                             .set_topic_config(topic.name(), config)
                             .map_err(|e| failure(&e))
                     });
@@ -376,7 +375,6 @@ pub(crate) async fn handle_incremental(
                             return Ok(());
                         }
                         broker
-                            .topics()
                             .set_topic_config(topic.name(), config)
                             .map_err(|e| failure(&e))
                     });

@@ -67,6 +67,9 @@ pub(crate) fn cluster_error(e: &TopicStoreError) -> ResponseError {
         TopicStoreError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicStoreError::InvalidRequest(_) => ResponseError::InvalidRequest,
         TopicStoreError::Log(e) => log_error(e),
+        TopicStoreError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        TopicStoreError::Controller(e) => e.response_error(),
+        TopicStoreError::NotApplied(_) => ResponseError::RequestTimedOut,
         TopicStoreError::Io { .. } | TopicStoreError::Corrupt { .. } => {
             ResponseError::KafkaStorageError
         }

@@ -176,7 +176,7 @@ async fn lookup_by_name(
     }
     let b = broker.clone();
     let n = name.to_string();
-    match tokio::task::spawn_blocking(move || b.topics().get_or_create_topic(&n)).await {
+    match tokio::task::spawn_blocking(move || b.get_or_create_topic(&n)).await {
         Ok(Ok(topic)) => (describe_topic(broker, &topic), true),
         Ok(Err(e)) => {
             tracing::warn!(topic = %name.as_str(), "auto-creation failed: {e}");
@@ -196,19 +196,52 @@ fn lookup_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
     }
 }
 
-/// A topic as Metadata shows it: every partition led by this broker, epoch 0.
+/// A topic as Metadata shows it: for a topic of the cluster, each partition's leader,
+/// leader epoch, replicas, ISR and offline replicas from the metadata image; for the
+/// node's own topics (and without a controller), every partition led by this broker.
 pub(crate) fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id());
-    let partitions = (0..topic.partition_count())
-        .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
-        })
-        .collect();
+    let image = broker.controller().map(|c| c.image());
+    let cluster_topic = image
+        .as_ref()
+        .and_then(|image| image.topic(topic.id()).map(|t| (image, t)));
+    let partitions = match cluster_topic {
+        Some((image, t)) => t
+            .partitions
+            .iter()
+            .map(|(index, p)| {
+                let ids = |ids: &[i32]| ids.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+                let offline: Vec<i32> = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|b| !image.is_live(*b))
+                    .collect();
+                let partition = MetadataResponsePartition::default()
+                    .with_partition_index(*index)
+                    .with_leader_id(BrokerId(p.leader.unwrap_or(-1)))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(ids(&p.replicas))
+                    .with_isr_nodes(ids(&p.isr))
+                    .with_offline_replicas(ids(&offline));
+                if p.leader.is_none() {
+                    partition.with_error_code(ResponseError::LeaderNotAvailable.code())
+                } else {
+                    partition
+                }
+            })
+            .collect(),
+        None => (0..topic.partition_count())
+            .map(|p| {
+                MetadataResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+            })
+            .collect(),
+    };
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(
             topic.name().to_string(),

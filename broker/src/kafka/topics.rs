@@ -13,15 +13,15 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::dispatch::RequestContext;
 use super::error::{cluster_error, internal_error};
-use crate::Broker;
 use crate::topics::{TOPIC_CONFIGS, TopicConfig, TopicStoreError};
+use crate::{Broker, CreatedTopic, NewTopic};
 
 /// A per-topic failure: Kafka's code and a message.
 type Failure = (ResponseError, String);
@@ -63,33 +63,20 @@ fn create_topics(
         .filter(|t| !seen.insert(t.name.to_string()))
         .map(|t| t.name.to_string())
         .collect();
-    let node = broker.node_id();
     let cluster = broker.topics();
     req.topics
         .into_iter()
         .map(|t| {
             let name = t.name.to_string();
-            let outcome = (|| -> Result<(i32, TopicConfig), Failure> {
+            let outcome = (|| -> Result<CreatedTopic, Failure> {
                 if duplicates.contains(&name) {
                     return Err((
                         ResponseError::InvalidRequest,
                         format!("Create topics request contains multiple entries for topic {name}"),
                     ));
                 }
-                if t.replication_factor != -1 && t.replication_factor != 1 {
-                    return Err((
-                        ResponseError::InvalidReplicationFactor,
-                        format!(
-                            "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only 1 broker(s) are registered.",
-                            t.replication_factor, t.replication_factor
-                        ),
-                    ));
-                }
-                let partitions = if t.assignments.is_empty() {
-                    match t.num_partitions {
-                        -1 => cluster.default_partitions(),
-                        n => n,
-                    }
+                let assignment = if t.assignments.is_empty() {
+                    None
                 } else {
                     if t.num_partitions != -1 || t.replication_factor != -1 {
                         return Err((
@@ -97,27 +84,42 @@ fn create_topics(
                             "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
                         ));
                     }
-                    for a in &t.assignments {
-                        if a.broker_ids != [BrokerId(node)] {
-                            return Err((
-                                ResponseError::InvalidReplicaAssignment,
-                                format!("Partition {} may only be assigned to broker {node}", a.partition_index),
-                            ));
-                        }
+                    let mut assignments: Vec<_> = t.assignments.iter().collect();
+                    assignments.sort_by_key(|a| a.partition_index);
+                    if assignments
+                        .iter()
+                        .enumerate()
+                        .any(|(i, a)| i32::try_from(i).ok() != Some(a.partition_index))
+                    {
+                        return Err((
+                            ResponseError::InvalidReplicaAssignment,
+                            "Partitions should be a consecutive 0-based integer sequence".into(),
+                        ));
                     }
-                    i32::try_from(t.assignments.len()).unwrap_or(i32::MAX)
+                    Some(
+                        assignments
+                            .iter()
+                            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                            .collect(),
+                    )
                 };
                 let config = TopicConfig::from_overrides(t.configs.iter().filter_map(|c| {
                     c.value.as_ref().map(|v| (c.name.as_str(), v.as_str()))
                 }))
                 .map_err(|e| failure(&e))?;
-                cluster
-                    .validate_new_topic(&name, partitions)
-                    .map_err(|e| failure(&e))?;
-                Ok((partitions, config))
+                let new = NewTopic {
+                    name: name.clone(),
+                    partitions: t.num_partitions,
+                    replication_factor: i32::from(t.replication_factor),
+                    assignment,
+                    config,
+                };
+                broker
+                    .create_topic(new, req.validate_only)
+                    .map_err(|e| failure(&e))
             })();
             let result = CreatableTopicResult::default().with_name(t.name.clone());
-            let (partitions, config) = match outcome {
+            let created = match outcome {
                 Ok(ok) => ok,
                 Err((code, message)) => {
                     return result
@@ -127,21 +129,10 @@ fn create_topics(
                         .with_replication_factor(-1);
                 }
             };
-            let topic_id = if req.validate_only {
-                Default::default()
-            } else {
-                match cluster.create_topic(&name, partitions, config.clone()) {
-                    Ok(topic) => topic.id(),
-                    Err(e) => {
-                        let (code, message) = failure(&e);
-                        return result
-                            .with_error_code(code.code())
-                            .with_error_message(msg(message))
-                            .with_num_partitions(-1)
-                            .with_replication_factor(-1);
-                    }
-                }
-            };
+            let config = TopicConfig::from_overrides(t.configs.iter().filter_map(|c| {
+                c.value.as_ref().map(|v| (c.name.as_str(), v.as_str()))
+            }))
+            .unwrap_or_default();
             let configs = (version >= 5).then(|| {
                 TOPIC_CONFIGS
                     .iter()
@@ -155,9 +146,9 @@ fn create_topics(
                     .collect()
             });
             result
-                .with_topic_id(topic_id)
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)
+                .with_topic_id(created.id)
+                .with_num_partitions(created.partitions)
+                .with_replication_factor(i16::try_from(created.replication_factor).unwrap_or(-1))
                 .with_configs(configs)
         })
         .collect()
@@ -209,8 +200,8 @@ pub(crate) async fn handle_delete(
                     } else {
                         uuid::Uuid::nil()
                     });
-                match broker.topics().delete_topic(topic.name()) {
-                    Ok(()) => result,
+                match broker.delete_topic(topic.name()) {
+                    Ok(_) => result,
                     Err(e) => {
                         let (code, message) = failure(&e);
                         result
@@ -246,24 +237,17 @@ pub(crate) async fn handle_create_partitions(
 ) -> CreatePartitionsResponse {
     let broker = ctx.broker.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let node = broker.node_id();
         req.topics
             .into_iter()
             .map(|t| {
                 let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-                if let Some(assignments) = &t.assignments
-                    && assignments.iter().any(|a| a.broker_ids != [BrokerId(node)])
-                {
-                    return result
-                        .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                        .with_error_message(msg(format!(
-                            "New partitions may only be assigned to broker {node}"
-                        )));
-                }
-                match broker
-                    .topics()
-                    .create_partitions(&t.name, t.count, req.validate_only)
-                {
+                // An empty list is what clients send for "no assignment".
+                let assignment = t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
+                    a.iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                });
+                match broker.create_partitions(&t.name, t.count, assignment, req.validate_only) {
                     Ok(()) => result,
                     Err(e) => {
                         let (code, message) = failure(&e);

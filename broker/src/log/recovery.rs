@@ -75,7 +75,9 @@ pub(super) fn open(
                 tracing::info!(file = %path.display(), "removing what an interrupted compaction left");
                 segment::remove_file(&path)?;
             }
-            _ if name == LOG_START_FILE || name == snapshot::CLEAN_SHUTDOWN_FILE => {}
+            _ if name == LOG_START_FILE
+                || name == snapshot::CLEAN_SHUTDOWN_FILE
+                || name == super::leader_epoch::CHECKPOINT_FILE => {}
             _ if name == format!("{LOG_START_FILE}.tmp") => segment::remove_file(&path)?,
             _ => {
                 tracing::warn!(file = %path.display(), "ignoring a foreign file in a log directory")

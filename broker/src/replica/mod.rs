@@ -257,12 +257,20 @@ impl ReplicaManager {
         topic: &Arc<Topic>,
         index: i32,
     ) -> Result<Arc<Partition>, ReplicaError> {
-        let log = topic
-            .partition(index)
-            .ok_or_else(|| ReplicaError::UnknownTopicOrPartition {
-                topic: topic.name().to_string(),
-                partition: index,
-            })?;
+        let log = topic.partition(index).ok_or_else(|| {
+            // A partition of the cluster held by other brokers only.
+            if (0..topic.partition_count()).contains(&index) {
+                ReplicaError::NotLeaderOrFollower {
+                    topic: topic.name().to_string(),
+                    partition: index,
+                }
+            } else {
+                ReplicaError::UnknownTopicOrPartition {
+                    topic: topic.name().to_string(),
+                    partition: index,
+                }
+            }
+        })?;
         let key = (topic.id(), index);
         if let Some(p) = self.partitions.get(&key)
             && Arc::ptr_eq(p.log(), &log)

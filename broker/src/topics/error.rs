@@ -31,6 +31,15 @@ pub enum TopicStoreError {
     /// The partition log failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A replica assignment names brokers that cannot hold the partitions.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// The active controller refused the change, or could not be reached.
+    #[error(transparent)]
+    Controller(#[from] crate::controller::ControllerError),
+    /// The change was committed but this node did not apply it in time.
+    #[error("the change was made in the cluster, but this node did not see it within {0} ms")]
+    NotApplied(u64),
     /// Reading or writing the topic metadata files failed.
     #[error("{path}: {source}")]
     Io {

@@ -48,6 +48,28 @@ struct TopicFile {
     internal: bool,
     #[serde(default)]
     configs: BTreeMap<String, String>,
+    /// Whether the topic is in the metadata log (absent in files older than clusters).
+    #[serde(default)]
+    managed: bool,
+    /// The partitions this node holds, when not all of them (a topic of the cluster whose
+    /// replicas are spread over nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hosted: Option<Vec<i32>>,
+}
+
+/// A topic as the metadata image describes it, for [`TopicStore::apply_topic`].
+#[derive(Debug, Clone)]
+pub struct TopicSpec<'a> {
+    /// The topic's name.
+    pub name: &'a str,
+    /// Its id in the cluster.
+    pub id: Uuid,
+    /// How many partitions it has in the cluster.
+    pub partition_count: i32,
+    /// The partitions whose replicas include this node.
+    pub hosted: Vec<i32>,
+    /// Its config overrides.
+    pub configs: &'a BTreeMap<String, String>,
 }
 
 /// All topics of the broker, by name and by id, with their persistence.
@@ -151,14 +173,27 @@ impl TopicStore {
             )
             .map_err(|e| corrupt(e.to_string()))?;
             let log_config = config.log_config(&self.defaults);
-            let logs = self.open_logs(name, 0..file.partitions, &log_config, false)?;
+            let hosted: Vec<i32> = match &file.hosted {
+                Some(hosted) => hosted
+                    .iter()
+                    .copied()
+                    .filter(|p| (0..file.partitions).contains(p))
+                    .collect(),
+                None => (0..file.partitions).collect(),
+            };
+            let logs = self.open_logs(name, &hosted, &log_config, false)?;
             let topic = Arc::new(Topic::new(
                 name.to_string(),
                 file.id,
                 file.internal,
-                logs,
+                Vec::new(),
                 config,
             ));
+            topic.add_partitions(hosted.into_iter().zip(logs).collect());
+            topic.set_partition_count(file.partitions);
+            if file.managed {
+                topic.set_managed();
+            }
             tracing::info!(topic = name, partitions = file.partitions, "topic loaded");
             self.by_id.insert(file.id, topic.clone());
             self.topics.insert(name.to_string(), topic);
@@ -274,9 +309,18 @@ impl TopicStore {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         self.validate_new_topic(name, partitions)?;
         let id = random_uuid();
-        self.write_topic_file(name, id, partitions, internal, &config)?;
+        let file = TopicFile {
+            id,
+            partitions,
+            internal,
+            configs: config.overrides().clone(),
+            managed: false,
+            hosted: None,
+        };
+        self.write_topic_file(name, &file)?;
         let log_config = config.log_config(&self.defaults);
-        let logs = self.open_logs(name, 0..partitions, &log_config, true)?;
+        let all: Vec<i32> = (0..partitions).collect();
+        let logs = self.open_logs(name, &all, &log_config, true)?;
         let topic = Arc::new(Topic::new(name.to_string(), id, internal, logs, config));
         self.by_id.insert(id, topic.clone());
         self.topics.insert(name.to_string(), topic.clone());
@@ -295,17 +339,125 @@ impl TopicStore {
                 "Topic {name} is used by strand itself and cannot be deleted"
             )));
         }
+        self.remove_locked(&topic)
+    }
+
+    /// Removes a topic's file, then its logs; the caller holds `admin`.
+    fn remove_locked(&self, topic: &Topic) -> Result<(), TopicStoreError> {
+        let name = topic.name();
         let path = self.topic_file(name);
         std::fs::remove_file(&path).map_err(|e| TopicStoreError::io(&path, e))?;
         sync_dir(&self.topics_dir)?;
         self.topics.remove(name);
         self.by_id.remove(&topic.id());
-        for (p, log) in topic.partitions().into_iter().enumerate() {
-            let dir = self.log_dir(name, p as i32);
+        for (p, log) in topic.partitions() {
+            let dir = self.log_dir(name, p);
             remove_log(&log, &dir)?;
         }
         tracing::info!(topic = name, "topic deleted");
         Ok(())
+    }
+
+    /// Makes this node's copy of a topic of the metadata image match it: creates it with
+    /// the image's id (replacing a local topic of that name that the image deleted and
+    /// created again), opens the logs of the partitions newly assigned to this node, and
+    /// applies config overrides that changed. Returns the topic.
+    pub fn apply_topic(&self, spec: &TopicSpec<'_>) -> Result<Arc<Topic>, TopicStoreError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let config = TopicConfig::from_overrides(
+            spec.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
+        let log_config = config.log_config(&self.defaults);
+        let existing = self.topic(spec.name);
+        if let Some(topic) = &existing
+            && topic.id() != spec.id
+        {
+            if !topic.is_managed() {
+                return Err(TopicStoreError::InvalidTopic(format!(
+                    "the cluster has a topic {} with id {}, and this node a topic of that name from before it joined, with id {}; this node's copy is left alone",
+                    spec.name,
+                    spec.id,
+                    topic.id()
+                )));
+            }
+            self.remove_locked(topic)?;
+        }
+        let topic = match existing.filter(|t| t.id() == spec.id) {
+            Some(topic) => topic,
+            None => {
+                validate_topic_name(spec.name)?;
+                let topic = Arc::new(Topic::new(
+                    spec.name.to_string(),
+                    spec.id,
+                    false,
+                    Vec::new(),
+                    config.clone(),
+                ));
+                topic.set_managed();
+                topic.set_partition_count(spec.partition_count);
+                self.write_topic_file(spec.name, &Self::file_of(&topic, &spec.hosted))?;
+                let logs = self.open_logs(spec.name, &spec.hosted, &log_config, true)?;
+                topic.add_partitions(spec.hosted.iter().copied().zip(logs).collect());
+                self.by_id.insert(spec.id, Arc::clone(&topic));
+                self.topics
+                    .insert(spec.name.to_string(), Arc::clone(&topic));
+                tracing::info!(topic = spec.name, id = %spec.id, partitions = spec.partition_count, hosted = ?spec.hosted, "topic created from the metadata log");
+                return Ok(topic);
+            }
+        };
+        let new: Vec<i32> = spec
+            .hosted
+            .iter()
+            .copied()
+            .filter(|p| !topic.holds(*p))
+            .collect();
+        let changed_config = topic.config().overrides() != config.overrides();
+        let changed = !new.is_empty()
+            || changed_config
+            || !topic.is_managed()
+            || topic.partition_count() < spec.partition_count;
+        if !changed {
+            return Ok(topic);
+        }
+        let mut hosted: Vec<i32> = topic.partitions().into_iter().map(|(p, _)| p).collect();
+        hosted.extend(&new);
+        hosted.sort_unstable();
+        topic.set_managed();
+        topic.set_partition_count(spec.partition_count);
+        if changed_config {
+            for (_, log) in topic.partitions() {
+                log.update_config(log_config.clone());
+            }
+            topic.set_config(config);
+        }
+        // The file first: a crash between the two opens the new logs at the next start.
+        self.write_topic_file(spec.name, &Self::file_of(&topic, &hosted))?;
+        let logs = self.open_logs(spec.name, &new, &log_config, false)?;
+        topic.add_partitions(new.into_iter().zip(logs).collect());
+        Ok(topic)
+    }
+
+    /// Removes a topic the metadata log deleted (or its copy on this node).
+    pub fn remove_topic(&self, name: &str) -> Result<(), TopicStoreError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        match self.topic(name) {
+            Some(topic) => self.remove_locked(&topic),
+            None => Ok(()),
+        }
+    }
+
+    /// What a topic's file says of `topic`, holding `hosted`.
+    fn file_of(topic: &Topic, hosted: &[i32]) -> TopicFile {
+        let count = topic.partition_count();
+        let all = hosted.len() == usize::try_from(count).unwrap_or(0);
+        TopicFile {
+            id: topic.id(),
+            partitions: count,
+            internal: topic.is_internal(),
+            configs: topic.config().overrides().clone(),
+            managed: topic.is_managed(),
+            hosted: (!all).then(|| hosted.to_vec()),
+        }
     }
 
     /// Raises a topic's partition count to `count`; with `validate_only` only checks.
@@ -339,10 +491,17 @@ impl TopicStore {
             return Ok(());
         }
         let config = topic.config();
-        self.write_topic_file(name, topic.id(), count, topic.is_internal(), &config)?;
+        let hosted: Vec<i32> = (0..count).collect();
+        let file = TopicFile {
+            partitions: count,
+            hosted: None,
+            ..Self::file_of(&topic, &hosted)
+        };
+        self.write_topic_file(name, &file)?;
         let log_config = config.log_config(&self.defaults);
-        let logs = self.open_logs(name, current..count, &log_config, true)?;
-        topic.add_partitions(logs);
+        let new: Vec<i32> = (current..count).collect();
+        let logs = self.open_logs(name, &new, &log_config, true)?;
+        topic.add_partitions(new.into_iter().zip(logs).collect());
         tracing::info!(topic = name, partitions = count, "partitions added");
         Ok(())
     }
@@ -353,15 +512,14 @@ impl TopicStore {
         let topic = self
             .topic(name)
             .ok_or_else(|| TopicStoreError::UnknownTopic(name.to_string()))?;
-        self.write_topic_file(
-            name,
-            topic.id(),
-            topic.partition_count(),
-            topic.is_internal(),
-            &config,
-        )?;
+        let hosted: Vec<i32> = topic.partitions().into_iter().map(|(p, _)| p).collect();
+        let file = TopicFile {
+            configs: config.overrides().clone(),
+            ..Self::file_of(&topic, &hosted)
+        };
+        self.write_topic_file(name, &file)?;
         let log_config = config.log_config(&self.defaults);
-        for log in topic.partitions() {
+        for (_, log) in topic.partitions() {
             log.update_config(log_config.clone());
         }
         topic.set_config(config);
@@ -381,22 +539,9 @@ impl TopicStore {
         self.data_dir.join(format!("{name}-{partition}"))
     }
 
-    fn write_topic_file(
-        &self,
-        name: &str,
-        id: Uuid,
-        partitions: i32,
-        internal: bool,
-        config: &TopicConfig,
-    ) -> Result<(), TopicStoreError> {
-        let file = TopicFile {
-            id,
-            partitions,
-            internal,
-            configs: config.overrides().clone(),
-        };
+    fn write_topic_file(&self, name: &str, file: &TopicFile) -> Result<(), TopicStoreError> {
         let path = self.topic_file(name);
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| TopicStoreError::Corrupt {
+        let json = serde_json::to_vec_pretty(file).map_err(|e| TopicStoreError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -409,12 +554,11 @@ impl TopicStore {
     fn open_logs(
         &self,
         name: &str,
-        partitions: std::ops::Range<i32>,
+        partitions: &[i32],
         config: &LogConfig,
         fresh: bool,
     ) -> Result<Vec<Arc<PartitionLog>>, TopicStoreError> {
-        let partitions: Vec<i32> = partitions.collect();
-        crate::parallel::map_bounded(&partitions, OPEN_THREADS, |&p| {
+        crate::parallel::map_bounded(partitions, OPEN_THREADS, |&p| {
             self.open_log(name, p, config, fresh)
         })
         .into_iter()

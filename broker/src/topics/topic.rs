@@ -1,6 +1,8 @@
 //! One topic: its name, id, partition logs and config overrides, plus Kafka's topic name
 //! rules.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
@@ -41,7 +43,14 @@ pub struct Topic {
     name: String,
     id: Uuid,
     internal: bool,
-    partitions: RwLock<Vec<Arc<PartitionLog>>>,
+    /// The logs this node holds, by partition index: all of them on a single node; in a
+    /// cluster only those the metadata image assigns to this node.
+    partitions: RwLock<BTreeMap<i32, Arc<PartitionLog>>>,
+    /// How many partitions the topic has in the cluster (held here or not).
+    count: AtomicI32,
+    /// Whether the topic is in the metadata log (else it predates clusters and is this
+    /// node's alone until it is bootstrapped into the log).
+    managed: AtomicBool,
     config: RwLock<TopicConfig>,
 }
 
@@ -53,11 +62,14 @@ impl Topic {
         partitions: Vec<Arc<PartitionLog>>,
         config: TopicConfig,
     ) -> Topic {
+        let count = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
         Topic {
             name,
             id,
             internal,
-            partitions: RwLock::new(partitions),
+            partitions: RwLock::new((0..).zip(partitions).collect()),
+            count: AtomicI32::new(count),
+            managed: AtomicBool::new(false),
             config: RwLock::new(config),
         }
     }
@@ -77,32 +89,56 @@ impl Topic {
         self.internal
     }
 
-    /// The log of partition `index`, if it exists.
+    /// The log of partition `index`, if this node holds it.
     pub fn partition(&self, index: i32) -> Option<Arc<PartitionLog>> {
-        let index = usize::try_from(index).ok()?;
         self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(index)
+            .get(&index)
             .cloned()
     }
 
-    /// Every partition log, in partition order.
-    pub fn partitions(&self) -> Vec<Arc<PartitionLog>> {
+    /// The partition logs this node holds, with their indexes, in partition order.
+    pub fn partitions(&self) -> Vec<(i32, Arc<PartitionLog>)> {
         self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .map(|(p, log)| (*p, Arc::clone(log)))
+            .collect()
     }
 
-    /// How many partitions the topic has.
+    /// How many partitions the topic has in the cluster (this node may hold fewer).
     pub fn partition_count(&self) -> i32 {
-        let n = self
-            .partitions
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Whether the topic is in the metadata log (created through the controller, or
+    /// bootstrapped into it from a data directory older than clusters).
+    pub fn is_managed(&self) -> bool {
+        self.managed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_managed(&self) {
+        self.managed.store(true, Ordering::Release);
+    }
+
+    /// Forgets that the topic is in the metadata log (this node's metadata log was lost):
+    /// it is bootstrapped into the new one instead of deleted.
+    pub(crate) fn clear_managed(&self) {
+        self.managed.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn set_partition_count(&self, count: i32) {
+        self.count.fetch_max(count, Ordering::AcqRel);
+    }
+
+    /// Whether this node holds a log of partition `index`.
+    pub(crate) fn holds(&self, index: i32) -> bool {
+        self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .len();
-        i32::try_from(n).unwrap_or(i32::MAX)
+            .contains_key(&index)
     }
 
     /// The topic's config overrides.
@@ -117,11 +153,14 @@ impl Topic {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
 
-    pub(crate) fn add_partitions(&self, logs: Vec<Arc<PartitionLog>>) {
-        self.partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(logs);
+    /// Adds partition logs this node now holds, by index; the count grows to cover them.
+    pub(crate) fn add_partitions(&self, logs: Vec<(i32, Arc<PartitionLog>)>) {
+        let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        for (index, log) in logs {
+            self.count
+                .fetch_max(index.saturating_add(1), Ordering::AcqRel);
+            partitions.insert(index, log);
+        }
     }
 }
 
