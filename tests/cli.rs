@@ -893,3 +893,75 @@ fn json_schema_lines_are_validated_framed_and_decoded() -> anyhow::Result<()> {
     assert_eq!(versions.stdout, "1\n", "one schema, registered once");
     Ok(())
 }
+
+#[test]
+fn protobuf_lines_are_framed_with_message_indexes_and_decoded() -> anyhow::Result<()> {
+    let server = Server::start()?;
+    server.ok(&["topics", "create", "clicks", "--partitions", "1"], "")?;
+    let dir = tempfile::tempdir()?;
+    let page = dir.path().join("page.proto");
+    std::fs::write(
+        &page,
+        "syntax = \"proto3\";\npackage web;\nmessage Page { string url = 1; }\n",
+    )?;
+    let schema = dir.path().join("click.proto");
+    std::fs::write(
+        &schema,
+        "syntax = \"proto3\";\npackage web;\nimport \"web/page.proto\";\nmessage Session { string id = 1; }\nmessage Click { string user = 1; int32 n = 2; Page page = 3; }\n",
+    )?;
+    let schema = schema.to_str().context("path")?;
+    let import = format!("web/page.proto={}", page.to_str().context("path")?);
+    let args = [
+        "produce",
+        "clicks",
+        "--protobuf-schema",
+        schema,
+        "--message",
+        "web.Click",
+        "--proto-import",
+        &import,
+    ];
+    let lines =
+        "{\"user\":\"ann\",\"n\":1,\"page\":{\"url\":\"/a\"}}\n{\"user\":\"bob\",\"n\":2}\n";
+    server.ok(&args, lines)?;
+    // A line that is not the message is not sent, and says where.
+    let bad = server.run(&args, "{\"user\":\"cy\",\"clicks\":3}\n")?;
+    assert!(!bad.success);
+    assert!(
+        bad.stderr.contains("line 1") && bad.stderr.contains("web.Click"),
+        "{}",
+        bad.stderr
+    );
+    // The raw record is Confluent's frame: magic, id 2 (the import got 1), indexes [1].
+    let raw = server.ok(
+        &["consume", "clicks", "--from-beginning", "--count", "1"],
+        "",
+    )?;
+    assert!(
+        raw.stdout.as_bytes().starts_with(&[0, 0, 0, 0, 2, 2, 2]),
+        "{:?}",
+        raw.stdout
+    );
+    let decoded = server.ok(
+        &[
+            "consume",
+            "clicks",
+            "--from-beginning",
+            "--count",
+            "2",
+            "--protobuf",
+        ],
+        "",
+    )?;
+    assert_eq!(
+        decoded.stdout,
+        "{\"user\":\"ann\",\"n\":1,\"page\":{\"url\":\"/a\"}}\n{\"user\":\"bob\",\"n\":2}\n"
+    );
+    let subjects = server.ok(&["schemas", "subjects"], "")?;
+    assert!(
+        subjects.stdout.contains("web/page.proto") && subjects.stdout.contains("clicks-value"),
+        "{}",
+        subjects.stdout
+    );
+    Ok(())
+}

@@ -125,6 +125,14 @@ pub enum ClientError {
         /// The validator's explanation.
         message: String,
     },
+    /// A Protobuf schema did not compile, or a message could not be framed or decoded.
+    #[error("protobuf: {context}: {message}")]
+    Protobuf {
+        /// What was being done.
+        context: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The producer, consumer or connection was closed.
     #[error("{0} is closed")]
     Closed(&'static str),

@@ -9,11 +9,13 @@
 //! turns each record into the reader's type, resolving schema differences with Avro's rules.
 //! [`AdminClient`] creates and inspects topics and groups. For JSON Schema subjects,
 //! [`JsonSerializer`] validates a value against its schema and frames its JSON text the same
-//! way, and [`JsonDeserializer`] reads it back.
+//! way, and [`JsonDeserializer`] reads it back. For Protobuf subjects, [`ProtobufSerializer`]
+//! frames `prost` (or `prost-reflect` dynamic) messages with Confluent's message indexes and
+//! [`ProtobufDeserializer`] decodes them.
 //!
 //! Where to look: `registry` is the REST client of the schema registry, `avro` the framing
 //! and serializers, `json` the JSON Schema
-//! serializers, `typed` the typed producer and consumer; under `kafka/`, `connection`
+//! serializers, `protobuf` the Protobuf ones, `typed` the typed producer and consumer; under `kafka/`, `connection`
 //! frames and pipelines requests to one broker, `cluster` keeps metadata and connections,
 //! `producer`, `consumer`, `group` (membership), `assignor` and `admin` do what they say, and
 //! `partitioner` is Java's murmur2 partitioner. `error` holds the one error type.
@@ -65,6 +67,7 @@ mod config;
 mod error;
 mod json;
 mod kafka;
+mod protobuf;
 mod registry;
 mod typed;
 
@@ -82,7 +85,13 @@ pub use kafka::admin::{
 };
 pub use kafka::consumer::{ConsumerRecord, RawConsumer, RebalanceEvent, TopicPartition};
 pub use kafka::producer::{DeliveryFuture, ProducerRecord, RawProducer, RecordMetadata};
-pub use registry::{Compatibility, RegisteredSchema, RegistryClient, RegistryConfig};
+pub use protobuf::{
+    ProtobufDeserializer, ProtobufSerializer, ProtobufSerializerConfig, compile_schema,
+    message_indexes, split_protobuf_frame, write_message_indexes,
+};
+pub use registry::{
+    Compatibility, RegisteredSchema, RegistryClient, RegistryConfig, SchemaById, SchemaReference,
+};
 pub use typed::{Consumer, Producer};
 
 #[cfg(test)]

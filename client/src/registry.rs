@@ -65,6 +65,37 @@ pub struct RegisteredSchema {
     pub version: i32,
     /// The schema text.
     pub schema: String,
+    /// The `schemaType` (absent for Avro).
+    #[serde(rename = "schemaType", default)]
+    pub schema_type: Option<String>,
+    /// The schemas it references.
+    #[serde(default)]
+    pub references: Vec<SchemaReference>,
+}
+
+/// A reference from one schema to a subject version, under the name the referencing schema
+/// uses for it (a Protobuf import path, an Avro full name, a JSON Schema URI).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SchemaReference {
+    /// The name the referencing schema uses.
+    pub name: String,
+    /// The referenced subject.
+    pub subject: String,
+    /// The referenced version.
+    pub version: i32,
+}
+
+/// A schema as `GET /schemas/ids/{id}` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SchemaById {
+    /// The schema text.
+    pub schema: String,
+    /// The `schemaType` (absent for Avro).
+    #[serde(rename = "schemaType", default)]
+    pub schema_type: Option<String>,
+    /// The schemas it references.
+    #[serde(default)]
+    pub references: Vec<SchemaReference>,
 }
 
 /// The registry's verdict on a candidate schema for a subject.
@@ -98,6 +129,8 @@ struct SchemaBody<'a> {
     schema: &'a str,
     #[serde(rename = "schemaType", skip_serializing_if = "Option::is_none")]
     schema_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[SchemaReference]>::is_empty")]
+    references: &'a [SchemaReference],
 }
 
 #[derive(Deserialize)]
@@ -183,6 +216,7 @@ impl RegistryClient {
         let body = SchemaBody {
             schema,
             schema_type,
+            references: &[],
         };
         let IdBody { id } = self
             .call(
@@ -197,6 +231,58 @@ impl RegistryClient {
             .types_by_id
             .insert(id, schema_type.map(Arc::from));
         Ok(id)
+    }
+
+    /// Registers `schema` of a `schemaType` with its `references` under `subject`, or finds
+    /// it if already there, and returns its id (not cached: the references are part of it).
+    pub async fn register_with_references(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: Option<&str>,
+        references: &[SchemaReference],
+    ) -> Result<u32> {
+        let body = SchemaBody {
+            schema,
+            schema_type,
+            references,
+        };
+        let IdBody { id } = self
+            .call(
+                Method::POST,
+                &["subjects", subject, "versions"],
+                Some(&body),
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Looks up `schema` of a `schemaType` with its `references` under `subject` without
+    /// registering it (not cached).
+    pub async fn lookup_with_references(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: Option<&str>,
+        references: &[SchemaReference],
+    ) -> Result<RegisteredSchema> {
+        let body = SchemaBody {
+            schema,
+            schema_type,
+            references,
+        };
+        self.call(Method::POST, &["subjects", subject], Some(&body))
+            .await
+    }
+
+    /// The schema registered with `id`, with its type and references (not cached).
+    pub async fn schema_by_id_full(&self, id: u32) -> Result<SchemaById> {
+        self.call::<_, ()>(Method::GET, &["schemas", "ids", &id.to_string()], None)
+            .await
+            .map_err(|e| match e {
+                ClientError::Registry { status: 404, .. } => ClientError::UnknownSchemaId(id),
+                other => other,
+            })
     }
 
     /// Looks up `schema` under `subject` without registering it.
@@ -215,6 +301,7 @@ impl RegistryClient {
         let body = SchemaBody {
             schema,
             schema_type,
+            references: &[],
         };
         let found: RegisteredSchema = self
             .call(Method::POST, &["subjects", subject], Some(&body))
@@ -303,6 +390,7 @@ impl RegistryClient {
         let body = SchemaBody {
             schema,
             schema_type: None,
+            references: &[],
         };
         let result: Result<Compatibility> = self
             .call_with_query(

@@ -1453,6 +1453,13 @@ async fn contexts_number_ids_apart_and_keep_their_own_subjects_config_and_mode()
         .1,
         json!([":.staging:orders"])
     );
+    // A context alone chooses the id's context and keeps every subject using it.
+    assert_eq!(
+        api.call("GET", "/schemas/ids/2/versions?subject=:.staging:", None)
+            .await
+            .1,
+        json!([{"subject": ":.staging:orders", "version": 2}])
+    );
     assert_eq!(
         api.call("GET", "/config/:.staging:", None).await.1,
         json!({"compatibilityLevel": "NONE"})

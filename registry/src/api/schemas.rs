@@ -13,11 +13,15 @@ fn parse_id(text: &str) -> Result<u32, ApiError> {
     }
 }
 
-/// Whether a subject using an id is one the `subject` parameter asks for (all without it).
+/// Whether a subject using an id is one the `subject` parameter asks for: all without it or
+/// when it names only a context (`:.ctx:`, which chose the id's context).
 fn wanted(params: &Params, subject: &str) -> bool {
-    params
-        .get("subject")
-        .is_none_or(|s| crate::context::normalize(s) == subject)
+    params.get("subject").is_none_or(|s| {
+        crate::context::QualifiedSubject::parse(s)
+            .subject
+            .is_empty()
+            || crate::context::normalize(s) == subject
+    })
 }
 
 /// `GET /schemas/ids/{id}`; `?subject=` takes the id in that subject's context.

@@ -1,7 +1,7 @@
 //! `strand consume TOPIC`: prints records through the client's `RawConsumer`, one per line,
 //! either from every partition (no group) or as a member of a consumer group, optionally
-//! decoding Confluent-framed Avro (`--avro`) or JSON Schema (`--json-schema`) values through
-//! the schema registry into JSON.
+//! decoding Confluent-framed Avro (`--avro`), JSON Schema (`--json-schema`) or Protobuf
+//! (`--protobuf`) values through the schema registry into JSON.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use apache_avro::types::Value;
 use clap::Args;
 use strand_client::{
-    AvroDeserializer, ConsumerConfig, ConsumerRecord, JsonDeserializer, OffsetReset, RawConsumer,
-    TopicPartition,
+    AvroDeserializer, ConsumerConfig, ConsumerRecord, JsonDeserializer, OffsetReset,
+    ProtobufDeserializer, RawConsumer, TopicPartition,
 };
 
 use super::{KafkaArgs, RegistryArgs, count};
@@ -51,12 +51,17 @@ pub struct ConsumeArgs {
     /// against the schema its id names.
     #[arg(long, conflicts_with = "avro")]
     json_schema: bool,
+    /// Decode values as Confluent-framed Protobuf (schema and its references from the
+    /// registry, message chosen by the frame's message indexes) into Protobuf's JSON form.
+    #[arg(long, conflicts_with_all = ["avro", "json_schema"])]
+    protobuf: bool,
 }
 
 /// How framed values are decoded.
 enum Decoder {
     Avro(AvroDeserializer),
     Json(JsonDeserializer),
+    Protobuf(ProtobufDeserializer),
 }
 
 /// Consumes until --count, the idle timeout or Ctrl-C, then closes (leaving the group).
@@ -76,6 +81,10 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         )))
     } else if args.json_schema {
         Some(Decoder::Json(JsonDeserializer::new(
+            args.registry.client()?,
+        )))
+    } else if args.protobuf {
+        Some(Decoder::Protobuf(ProtobufDeserializer::new(
             args.registry.client()?,
         )))
     } else {
@@ -215,6 +224,13 @@ async fn render(
                 Decoder::Json(json) => {
                     let (_, decoded) = json.deserialize_value(value).await.with_context(context)?;
                     decoded.to_string()
+                }
+                Decoder::Protobuf(proto) => {
+                    let (_, decoded) = proto
+                        .deserialize_dynamic(value)
+                        .await
+                        .with_context(context)?;
+                    serde_json::to_string(&decoded)?
                 }
             };
             line.extend_from_slice(json.as_bytes());

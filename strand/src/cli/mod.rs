@@ -84,7 +84,7 @@ pub enum ClientCommand {
     #[command(subcommand)]
     Schemas(SchemasCommand),
     /// Write one record per stdin line to a topic.
-    Produce(ProduceArgs),
+    Produce(Box<ProduceArgs>),
     /// Print a topic's records to stdout, one per line.
     Consume(ConsumeArgs),
 }
@@ -101,7 +101,7 @@ pub fn run(command: ClientCommand) -> anyhow::Result<()> {
             ClientCommand::Topics(c) => topics::run(c).await,
             ClientCommand::Groups(c) => groups::run(c).await,
             ClientCommand::Schemas(c) => schemas::run(c).await,
-            ClientCommand::Produce(a) => produce::run(a).await,
+            ClientCommand::Produce(a) => produce::run(*a).await,
             ClientCommand::Consume(a) => consume::run(a).await,
         }
     })

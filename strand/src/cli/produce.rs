@@ -2,7 +2,8 @@
 //! with an optional key before a separator, and a summary on stderr once every record's
 //! delivery is known. With `--avro-schema` a JSON line becomes Confluent-framed Avro; with
 //! `--json-schema` it is validated against the JSON Schema and framed as Confluent's JSON
-//! Schema serializer frames it.
+//! Schema serializer frames it; with `--protobuf-schema` and `--message` it is read as
+//! Protobuf's JSON form of that message and written Confluent-framed Protobuf.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use strand_client::{
     Acks, AvroSerializer, AvroSerializerConfig, DeliveryFuture, JsonSerializer,
-    JsonSerializerConfig, ProducerConfig, ProducerRecord, RawProducer,
+    JsonSerializerConfig, ProducerConfig, ProducerRecord, ProtobufSerializer,
+    ProtobufSerializerConfig, RawProducer,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -46,6 +48,18 @@ pub struct ProduceArgs {
     /// the schema registered as `schemaType: JSON` under `<topic>-value`; keys stay plain.
     #[arg(long, value_name = "FILE", conflicts_with = "avro_schema")]
     json_schema: Option<PathBuf>,
+    /// Read each value as Protobuf's JSON form of `--message` and write it Confluent-framed
+    /// Protobuf with this schema (`.proto`), registered as `schemaType: PROTOBUF` under
+    /// `<topic>-value` (its imports first, each under its import path).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["avro_schema", "json_schema"], requires = "message")]
+    protobuf_schema: Option<PathBuf>,
+    /// The message of `--protobuf-schema` each value is, by full name (`package.Message`).
+    #[arg(long, value_name = "NAME", requires = "protobuf_schema")]
+    message: Option<String>,
+    /// A file the `--protobuf-schema` imports, as IMPORT_PATH=FILE (repeatable); the
+    /// well-known `google/protobuf/*` types need none.
+    #[arg(long, value_name = "IMPORT=FILE", requires = "protobuf_schema")]
+    proto_import: Vec<String>,
 }
 
 /// How values are encoded.
@@ -56,6 +70,8 @@ enum Encoder {
     Avro(Box<JsonToAvro>),
     /// JSON lines validated and framed for a JSON Schema subject.
     Json(JsonSerializer),
+    /// JSON lines as one Protobuf message type, framed for a Protobuf subject.
+    Protobuf(Box<JsonToProtobuf>),
 }
 
 impl Encoder {
@@ -72,7 +88,57 @@ impl Encoder {
                         .with_context(|| format!("line {number}"))?,
                 )
             }
+            Encoder::Protobuf(proto) => Bytes::from(proto.encode(topic, number, value).await?),
         })
+    }
+}
+
+/// Turns JSON values into Confluent-framed Protobuf for `--protobuf-schema`.
+struct JsonToProtobuf {
+    message: prost_reflect::MessageDescriptor,
+    serializer: ProtobufSerializer,
+}
+
+impl JsonToProtobuf {
+    fn new(args: &ProduceArgs, path: &std::path::Path) -> anyhow::Result<JsonToProtobuf> {
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let text = read(path)?;
+        let mut imports = Vec::new();
+        for spec in &args.proto_import {
+            let Some((name, file)) = spec.split_once('=') else {
+                bail!("--proto-import {spec:?} is not IMPORT_PATH=FILE");
+            };
+            imports.push((name.to_string(), read(std::path::Path::new(file))?));
+        }
+        let borrowed: Vec<(&str, &str)> = imports
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let serializer = ProtobufSerializer::new(
+            args.registry.client()?,
+            &text,
+            &borrowed,
+            ProtobufSerializerConfig::default(),
+        )
+        .with_context(|| format!("{} is not a valid .proto file", path.display()))?;
+        let name = args.message.as_deref().unwrap_or_default();
+        let message = serializer.message(name)?;
+        Ok(JsonToProtobuf {
+            message,
+            serializer,
+        })
+    }
+
+    /// Line `number`'s JSON (Protobuf's JSON mapping) as a framed message.
+    async fn encode(&self, topic: &str, number: u64, json: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let message = prost_reflect::DynamicMessage::deserialize(self.message.clone(), &mut de)
+            .with_context(|| format!("line {number}: not a {}", self.message.full_name()))?;
+        de.end()
+            .with_context(|| format!("line {number}: text after the JSON value"))?;
+        Ok(self.serializer.serialize_dynamic(topic, &message).await?)
     }
 }
 
@@ -175,7 +241,10 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{} is not a valid JSON Schema", path.display()))?;
             Encoder::Json(serializer)
         }
-        (None, None) => Encoder::Raw,
+        (None, None) => match &args.protobuf_schema {
+            Some(path) => Encoder::Protobuf(Box::new(JsonToProtobuf::new(&args, path)?)),
+            None => Encoder::Raw,
+        },
     };
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(IN_FLIGHT);
