@@ -24,6 +24,8 @@
 //! - [`controller`]: the metadata quorum (KRaft's shape, on openraft) and the metadata
 //!   image every node applies; [`lifecycle`] registers the broker with it and heartbeats,
 //!   and Metadata / DescribeCluster list the brokers and the active controller it knows.
+//! - [`validation`]: broker-side schema validation of produced records against the
+//!   registry, per topic (`value.schema.validation`), reached through [`validation::SchemaLookup`].
 //! - [`identity`]: the data directory's `meta.properties` (cluster id, node id).
 
 mod admin;
@@ -41,6 +43,7 @@ pub mod publisher;
 pub mod replica;
 mod shutdown;
 pub mod topics;
+pub mod validation;
 
 pub use admin::{CreatedTopic, NewTopic};
 pub use alloc::GuardedAllocator;

@@ -23,6 +23,7 @@ mod context;
 mod error;
 mod format;
 mod mode;
+mod payload;
 mod registry;
 mod resolved;
 mod store;
@@ -31,6 +32,7 @@ pub use api::router;
 pub use compat::Level;
 pub use error::RegistryError;
 pub use mode::Mode;
+pub use payload::PayloadSchema;
 pub use registry::{
     ConfigUpdate, LookupFilter, Options, Registry, SchemaRequest, SubjectVersion, VersionSpec,
 };

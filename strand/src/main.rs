@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod schema_lookup;
 mod schemas_log;
 mod serve;
 

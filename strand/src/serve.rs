@@ -125,7 +125,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(serve_admin(admin, broker.clone(), shutdown_rx.clone()));
     let registry_task = tokio::spawn(serve_registry(
         registry,
-        broker.schemas_log(),
+        broker.clone(),
         broker.topics().cluster_id().to_string(),
         shutdown_rx.clone(),
     ));
@@ -310,14 +310,14 @@ async fn answer(broker: Arc<Broker>, fine: &'static str) -> (StatusCode, String)
 }
 
 /// Serves the schema registry, its state replayed from (and kept in) `_schemas`, which it
-/// follows while it runs.
+/// follows while it runs, and gives the broker's schema validation its state.
 async fn serve_registry(
     listener: TcpListener,
-    schemas: Arc<strand_broker::PartitionLog>,
+    broker: Arc<Broker>,
     kafka_cluster_id: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let log = Arc::new(crate::schemas_log::SchemasLog(schemas));
+    let log = Arc::new(crate::schemas_log::SchemasLog(broker.schemas_log()));
     let options = strand_registry::Options {
         kafka_cluster_id,
         ..strand_registry::Options::default()
@@ -332,6 +332,12 @@ async fn serve_registry(
     // Records others append to `_schemas` (another node's registry, a restore tool) are
     // served as they arrive, not only after a restart.
     let _follower = registry.follow();
+    // Topics with schema validation check produced records against this registry's state.
+    broker
+        .replicas()
+        .attach_schema_lookup(Arc::new(crate::schema_lookup::RegistryLookup(
+            registry.clone(),
+        )));
     let app = strand_registry::router(registry);
     // Small JSON answers on keep-alive connections: without TCP_NODELAY, Nagle's algorithm
     // and delayed ACKs add tens of milliseconds to some of them.

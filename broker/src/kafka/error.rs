@@ -37,6 +37,7 @@ pub(crate) fn replica_error(e: &ReplicaError) -> ResponseError {
         ReplicaError::NotLeaderOrFollower { .. } => ResponseError::NotLeaderOrFollower,
         ReplicaError::InternalTopic(_) => ResponseError::InvalidTopicException,
         ReplicaError::CorruptRecords => ResponseError::CorruptMessage,
+        ReplicaError::InvalidRecord { .. } => ResponseError::InvalidRecord,
         ReplicaError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,

@@ -4,6 +4,10 @@
 //! answers once the batches are in the log, -1 (all) once they are committed (and, with
 //! `acks_all_fsync`, fsynced; group commit).
 //!
+//! A partition refused by the topic's schema validation (`crate::validation`) answers
+//! `INVALID_RECORD` with `record_errors` (each bad record's index and reason) and an
+//! `error_message` naming the first reasons.
+//!
 //! Request-level checks are here: `acks` must be -1, 0 or 1 (`INVALID_REQUIRED_ACKS`) and
 //! transactions are not supported yet (`TRANSACTIONAL_ID_AUTHORIZATION_FAILED`). Errors
 //! are per partition; the other partitions of the request proceed.
@@ -11,13 +15,15 @@
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::dispatch::{Reply, RequestContext};
 use super::error::replica_error;
-use crate::replica::{AppendEntry, AppendOutcome};
+use crate::replica::{AppendEntry, AppendOutcome, ReplicaError};
 
 /// Where one partition's append result goes in the response.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +130,18 @@ fn fill(
                 tracing::debug!(topic = %topic.name.as_str(), partition = resp.index, "produce failed: {e}");
                 resp.error_code = replica_error(&e).code();
                 if version >= 8 {
+                    if let ReplicaError::InvalidRecord { errors, .. } = &e {
+                        resp.record_errors = errors
+                            .iter()
+                            .map(|(index, reason)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(*index)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(
+                                        reason.clone(),
+                                    )))
+                            })
+                            .collect();
+                    }
                     resp.error_message = Some(StrBytes::from_string(e.to_string()));
                 }
             }

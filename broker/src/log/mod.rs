@@ -81,6 +81,7 @@ pub use batch::{BatchFrame, BatchHeader, FrameError, frames};
 pub(crate) use buffers::{POOL as BUFFERS, ReadBuf, pooled};
 pub use compaction::CompactionReport;
 pub use compression::Codec;
+pub(crate) use compression::decoder as decompress;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::LogError;
 pub use fd_cache::FdCache;

@@ -3,7 +3,8 @@
 //! `ReplicaManager.appendRecords` and `DelayedProduce`).
 //!
 //! Before the log sees a batch: the records must be whole batches, none over the topic's
-//! `max.message.bytes` (`crate::log::prepare` then reads every record). Appends run on
+//! `max.message.bytes` (`crate::log::prepare` then reads every record); on a topic with
+//! schema validation, every record's schema id must pass `crate::validation`. Appends run on
 //! one blocking thread in request order; each partition's result is its own, the other
 //! partitions of a request proceed.
 
@@ -17,6 +18,7 @@ use super::partition::LeaderAppendInfo;
 use super::{Partition, ReplicaError, ReplicaManager};
 use crate::log::{AppendInfo, FrameError, LogError, ProducePolicy, ReadBuf};
 use crate::topics::TopicStore;
+use crate::validation::SchemaValidation;
 
 /// One partition's records to append.
 #[derive(Debug)]
@@ -28,8 +30,8 @@ pub(crate) struct AppendEntry {
 }
 
 /// A partition's records after the checks: a copy the log may rewrite, and the topic's
-/// policy for them.
-type Checked = Result<(ReadBuf, ProducePolicy), ReplicaError>;
+/// policy and schema validation for them.
+type Checked = Result<(ReadBuf, ProducePolicy, SchemaValidation), ReplicaError>;
 
 /// One partition's append, done in the leader's log and maybe not yet committed.
 #[derive(Debug)]
@@ -81,11 +83,9 @@ impl ReplicaManager {
         let jobs: Vec<(Arc<Partition>, Checked)> = entries
             .into_iter()
             .map(|e| {
-                let policy = e
-                    .partition
-                    .topic()
-                    .config()
-                    .produce_policy(topics.defaults());
+                let config = e.partition.topic().config();
+                let policy = config.produce_policy(topics.defaults());
+                let schemas = config.schema_validation();
                 let min_isr = self.min_insync_replicas(e.partition.topic());
                 let enough = if acks_all {
                     e.partition.check_enough_replicas(min_isr)
@@ -97,16 +97,24 @@ impl ReplicaManager {
                     .map(|()| {
                         // A copy the log may rewrite (it assigns offsets in place).
                         let bytes = e.records.as_deref().unwrap_or_default();
-                        (crate::log::BUFFERS.copy_of(bytes), policy)
+                        (crate::log::BUFFERS.copy_of(bytes), policy, schemas)
                     });
                 (e.partition, checked)
             })
             .collect();
         let partitions: Vec<Arc<Partition>> = jobs.iter().map(|(p, _)| Arc::clone(p)).collect();
+        let lookup = self.schemas.get().cloned();
         let appended = tokio::task::spawn_blocking(move || {
             jobs.into_iter()
                 .map(|(partition, checked)| {
-                    let result = checked.and_then(|(mut batches, policy)| {
+                    let result = checked.and_then(|(mut batches, policy, schemas)| {
+                        crate::validation::check(
+                            partition.topic().name(),
+                            &schemas,
+                            batches.as_ref(),
+                            policy.max_message_bytes,
+                            lookup.as_deref(),
+                        )?;
                         partition.append_as_leader(&mut batches, &policy)
                     });
                     LeaderAppend { partition, result }

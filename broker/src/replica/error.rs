@@ -81,6 +81,15 @@ pub enum ReplicaError {
         /// The request's `timeout_ms`.
         timeout_ms: u64,
     },
+    /// Records failed the topic's schema validation (`crate::validation`); nothing of
+    /// the partition's records was appended.
+    #[error("{message}")]
+    InvalidRecord {
+        /// Each refused record: its index in the request's records, and why.
+        errors: Vec<(i32, String)>,
+        /// The first reasons, for `error_message`.
+        message: String,
+    },
     /// The log refused or failed.
     #[error(transparent)]
     Log(#[from] LogError),

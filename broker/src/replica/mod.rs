@@ -33,11 +33,13 @@ mod replication_tests;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use uuid::Uuid;
+
+use crate::validation::SchemaLookup;
 
 pub(crate) use append::{AppendEntry, AppendOutcome};
 pub use error::ReplicaError;
@@ -65,6 +67,8 @@ pub struct ReplicaManager {
     min_insync_replicas: AtomicI32,
     /// The tasks fetching the partitions this broker follows, one per leader.
     fetchers: fetcher::Fetchers,
+    /// The schema registry, for topics with schema validation (`crate::validation`).
+    schemas: OnceLock<Arc<dyn SchemaLookup>>,
 }
 
 impl ReplicaManager {
@@ -78,6 +82,7 @@ impl ReplicaManager {
             managed: AtomicBool::new(false),
             fetchers: fetcher::Fetchers::new(node_id),
             min_insync_replicas: AtomicI32::new(1),
+            schemas: OnceLock::new(),
         }
     }
 
@@ -210,6 +215,11 @@ impl ReplicaManager {
     fn on_removed(&self, partition: &Arc<Partition>) {
         self.fetchers
             .stop((partition.topic().id(), partition.index()));
+    }
+
+    /// Gives schema validation its registry; the first one given stays.
+    pub fn attach_schema_lookup(&self, lookup: Arc<dyn SchemaLookup>) {
+        let _ = self.schemas.set(lookup);
     }
 
     /// The topic named `name`, or with id `id` when `by_id`.

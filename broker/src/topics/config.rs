@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use super::TopicStoreError;
 use crate::log::{CleanupPolicy, Codec, LogConfig, ProducePolicy, TimestampType, TopicCompression};
+use crate::validation::{Level, SchemaValidation, Strategy};
 
 /// Broker-wide defaults that a topic's configs fall back to.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +52,8 @@ enum Check {
     Ratio,
     CleanupPolicy,
     OneOf(&'static [&'static str]),
+    /// A subject name strategy, by short name or Confluent's Java class name.
+    SubjectStrategy,
 }
 
 /// One topic config name strand understands.
@@ -70,7 +73,7 @@ impl ConfigDef {
             Check::Bool => ConfigType::Boolean,
             Check::Ratio => ConfigType::Double,
             Check::CleanupPolicy => ConfigType::List,
-            Check::OneOf(_) => ConfigType::String,
+            Check::OneOf(_) | Check::SubjectStrategy => ConfigType::String,
         }
     }
 }
@@ -103,6 +106,26 @@ pub(crate) const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "zstd level of batches recompressed for compression.type=zstd",
     },
     ConfigDef {
+        name: "confluent.key.schema.validation",
+        check: Check::Bool,
+        doc: "Confluent Server's name: true validates keys as key.schema.validation=id does",
+    },
+    ConfigDef {
+        name: "confluent.key.subject.name.strategy",
+        check: Check::SubjectStrategy,
+        doc: "Confluent Server's name for key.subject.name.strategy (Java class names accepted)",
+    },
+    ConfigDef {
+        name: "confluent.value.schema.validation",
+        check: Check::Bool,
+        doc: "Confluent Server's name: true validates values as value.schema.validation=id does",
+    },
+    ConfigDef {
+        name: "confluent.value.subject.name.strategy",
+        check: Check::SubjectStrategy,
+        doc: "Confluent Server's name for value.subject.name.strategy (Java class names accepted)",
+    },
+    ConfigDef {
         name: "delete.retention.ms",
         check: Check::Long(0),
         doc: "how long compaction keeps tombstones",
@@ -121,6 +144,16 @@ pub(crate) const TOPIC_CONFIGS: &[ConfigDef] = &[
         name: "index.interval.bytes",
         check: Check::Int(0),
         doc: "bytes of log between two offset index entries",
+    },
+    ConfigDef {
+        name: "key.schema.validation",
+        check: Check::OneOf(&["none", "id", "deep"]),
+        doc: "none; id: every non-null key is framed with a schema id registered under its subject; deep: and decodes against it",
+    },
+    ConfigDef {
+        name: "key.subject.name.strategy",
+        check: Check::SubjectStrategy,
+        doc: "the subject a key's schema id must be registered under: TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy",
     },
     ConfigDef {
         name: "max.compaction.lag.ms",
@@ -168,6 +201,26 @@ pub(crate) const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "a single broker is always the whole in-sync replica set",
     },
     ConfigDef {
+        name: "redpanda.key.schema.id.validation",
+        check: Check::Bool,
+        doc: "Redpanda's name: true validates keys as key.schema.validation=id does",
+    },
+    ConfigDef {
+        name: "redpanda.key.subject.name.strategy",
+        check: Check::SubjectStrategy,
+        doc: "Redpanda's name for key.subject.name.strategy",
+    },
+    ConfigDef {
+        name: "redpanda.value.schema.id.validation",
+        check: Check::Bool,
+        doc: "Redpanda's name: true validates values as value.schema.validation=id does",
+    },
+    ConfigDef {
+        name: "redpanda.value.subject.name.strategy",
+        check: Check::SubjectStrategy,
+        doc: "Redpanda's name for value.subject.name.strategy",
+    },
+    ConfigDef {
         name: "retention.bytes",
         check: Check::Long(i64::MIN),
         doc: "delete oldest segments while a partition is larger; -1 is no limit",
@@ -191,6 +244,16 @@ pub(crate) const TOPIC_CONFIGS: &[ConfigDef] = &[
         name: "unclean.leader.election.enable",
         check: Check::Bool,
         doc: "accepted for compatibility",
+    },
+    ConfigDef {
+        name: "value.schema.validation",
+        check: Check::OneOf(&["none", "id", "deep"]),
+        doc: "none; id: every non-null value is framed with a schema id registered under its subject; deep: and decodes against it",
+    },
+    ConfigDef {
+        name: "value.subject.name.strategy",
+        check: Check::SubjectStrategy,
+        doc: "the subject a value's schema id must be registered under: TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy",
     },
 ];
 
@@ -226,6 +289,18 @@ pub(crate) fn default_value(name: &str, defaults: &TopicDefaults) -> String {
         "segment.bytes" => log.segment_bytes.to_string(),
         "segment.ms" => log.segment_ms.to_string(),
         "unclean.leader.election.enable" => "false".to_string(),
+        "key.schema.validation" | "value.schema.validation" => "none".to_string(),
+        "confluent.key.schema.validation"
+        | "confluent.value.schema.validation"
+        | "redpanda.key.schema.id.validation"
+        | "redpanda.value.schema.id.validation" => "false".to_string(),
+        "confluent.key.subject.name.strategy" | "confluent.value.subject.name.strategy" => {
+            "io.confluent.kafka.serializers.subject.TopicNameStrategy".to_string()
+        }
+        "key.subject.name.strategy"
+        | "value.subject.name.strategy"
+        | "redpanda.key.subject.name.strategy"
+        | "redpanda.value.subject.name.strategy" => "TopicNameStrategy".to_string(),
         _ => String::new(),
     }
 }
@@ -318,6 +393,14 @@ pub(crate) fn validate(name: &str, value: &str) -> Result<String, TopicStoreErro
         Check::CleanupPolicy => parse_policy(v)
             .map(|p| policy_name(p).to_string())
             .ok_or_else(|| invalid("String must be one of: compact, delete".into())),
+        Check::SubjectStrategy => match Strategy::parse(v) {
+            Some(_) => Ok(v.to_string()),
+            None => Err(invalid(
+                "String must be one of: TopicNameStrategy, RecordNameStrategy, TopicRecordNameStrategy \
+                 (or their io.confluent.kafka.serializers.subject class names)"
+                    .into(),
+            )),
+        },
         Check::OneOf(allowed) => {
             if allowed.contains(&v) {
                 Ok(v.to_string())
@@ -330,6 +413,13 @@ pub(crate) fn validate(name: &str, value: &str) -> Result<String, TopicStoreErro
             }
         }
     }
+}
+
+/// The key or the value of a topic's records, as schema validation configures each.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Key,
+    Value,
 }
 
 /// A topic's config overrides, validated.
@@ -419,6 +509,60 @@ impl TopicConfig {
             before_max_ms: long("message.timestamp.before.max.ms").min(difference),
             after_max_ms: long("message.timestamp.after.max.ms").min(difference),
         }
+    }
+
+    /// What schema validation this topic asks of its records' keys and values: Kafka-style
+    /// names first, then Confluent Server's, then Redpanda's (whichever is set).
+    pub fn schema_validation(&self) -> SchemaValidation {
+        SchemaValidation {
+            key: self.side_validation(Side::Key),
+            value: self.side_validation(Side::Value),
+        }
+    }
+
+    fn side_validation(&self, side: Side) -> (Level, Strategy) {
+        let [
+            native,
+            confluent,
+            redpanda,
+            native_strategy,
+            confluent_strategy,
+            redpanda_strategy,
+        ] = match side {
+            Side::Key => [
+                "key.schema.validation",
+                "confluent.key.schema.validation",
+                "redpanda.key.schema.id.validation",
+                "key.subject.name.strategy",
+                "confluent.key.subject.name.strategy",
+                "redpanda.key.subject.name.strategy",
+            ],
+            Side::Value => [
+                "value.schema.validation",
+                "confluent.value.schema.validation",
+                "redpanda.value.schema.id.validation",
+                "value.subject.name.strategy",
+                "confluent.value.subject.name.strategy",
+                "redpanda.value.subject.name.strategy",
+            ],
+        };
+        let get = |name: &str| self.overrides.get(name).map(String::as_str);
+        let level = match get(native) {
+            Some("id") => Level::Id,
+            Some("deep") => Level::Deep,
+            Some(_) => Level::None,
+            None if get(confluent) == Some("true") || get(redpanda) == Some("true") => Level::Id,
+            None => Level::None,
+        };
+        if level == Level::None {
+            return (level, Strategy::Topic);
+        }
+        let strategy = get(native_strategy)
+            .or_else(|| get(confluent_strategy))
+            .or_else(|| get(redpanda_strategy))
+            .and_then(Strategy::parse)
+            .unwrap_or_default();
+        (level, strategy)
     }
 
     /// The settings of this topic's partition logs.
@@ -552,5 +696,49 @@ mod tests {
         assert_eq!((p.before_max_ms, p.after_max_ms), (5000, 9000));
         assert!(TopicConfig::from_overrides([("message.timestamp.type", "Now")]).is_err());
         assert!(TopicConfig::from_overrides([("message.timestamp.after.max.ms", "-1")]).is_err());
+    }
+
+    #[test]
+    fn each_dialect_turns_schema_validation_on_and_bad_values_are_invalid_config() {
+        let on = |entries: &[(&str, &str)]| {
+            TopicConfig::from_overrides(entries.iter().copied())
+                .unwrap()
+                .schema_validation()
+        };
+        assert!(!on(&[]).is_on());
+        assert_eq!(
+            on(&[("value.schema.validation", "deep")]).value,
+            (Level::Deep, Strategy::Topic)
+        );
+        assert_eq!(
+            on(&[
+                ("confluent.value.schema.validation", "true"),
+                (
+                    "confluent.value.subject.name.strategy",
+                    "io.confluent.kafka.serializers.subject.RecordNameStrategy"
+                ),
+            ])
+            .value,
+            (Level::Id, Strategy::Record)
+        );
+        assert_eq!(
+            on(&[
+                ("redpanda.key.schema.id.validation", "true"),
+                (
+                    "redpanda.key.subject.name.strategy",
+                    "TopicRecordNameStrategy"
+                ),
+            ])
+            .key,
+            (Level::Id, Strategy::TopicRecord)
+        );
+        for (name, value) in [
+            ("value.schema.validation", "strict"),
+            ("key.subject.name.strategy", "SubjectStrategy"),
+            ("confluent.value.schema.validation", "yes"),
+        ] {
+            let e = TopicConfig::from_overrides([(name, value)]).unwrap_err();
+            assert!(e.to_string().contains(value), "{e}");
+        }
     }
 }

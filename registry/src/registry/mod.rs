@@ -22,8 +22,11 @@ mod delete;
 mod reads;
 mod register;
 mod settings;
+mod validation;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -34,6 +37,7 @@ use dashmap::DashMap;
 use crate::context;
 use crate::error::RegistryError;
 use crate::format::{self, Checkable, Format, Resolved};
+use crate::payload::PayloadSchema;
 use crate::store::{Event, Gid, LogRecord, SchemaContent, SchemaLog, SchemaReference, State};
 
 pub use reads::{LookupFilter, SubjectVersion, VersionSpec};
@@ -108,6 +112,12 @@ pub struct Registry {
     /// Identities of the ids this registry is registering, computed by the registration,
     /// so that applying its records does not parse the schema again.
     pending: Mutex<HashMap<(String, u32), String>>,
+    /// The ids each subject's live versions use, replaced whole after applied records
+    /// change versions, so that the broker's schema validation reads it without a lock.
+    index: ArcSwap<validation::SchemaIndex>,
+    /// Default-context schemas compiled for checking payloads, by id (an id never changes
+    /// its schema).
+    payloads: DashMap<u32, Arc<PayloadSchema>>,
     options: Options,
 }
 
@@ -162,6 +172,8 @@ impl Registry {
             appended: AtomicI64::new(0),
             tail: Mutex::new(0),
             pending: Mutex::new(HashMap::new()),
+            index: ArcSwap::from_pointee(validation::SchemaIndex::default()),
+            payloads: DashMap::new(),
             options,
         };
         let position = registry.catch_up()?;
@@ -245,6 +257,7 @@ impl Registry {
     /// warning, as is one that gives a known id another schema.
     fn apply_records(&self, records: &[LogRecord]) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut touched: HashSet<String> = HashSet::new();
         for record in records {
             let events = match Event::decode(record) {
                 Ok(events) => events,
@@ -274,6 +287,15 @@ impl Registry {
                 };
                 if !state.apply(event) {
                     break;
+                }
+                match event {
+                    Event::Version(v) => {
+                        touched.insert(v.subject.clone());
+                    }
+                    Event::VersionGone { subject, .. } | Event::SubjectDeleted { subject, .. } => {
+                        touched.insert(subject.clone());
+                    }
+                    _ => {}
                 }
                 match event {
                     Event::SchemaId(content) if new_id.is_some() => {
@@ -319,6 +341,9 @@ impl Registry {
                     _ => {}
                 }
             }
+        }
+        if !touched.is_empty() {
+            self.publish_index(&state, &touched);
         }
     }
 
