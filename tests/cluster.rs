@@ -326,3 +326,60 @@ fn an_isolated_node_is_fenced_and_returns_after_heal() -> anyhow::Result<()> {
     }
     cluster.shutdown()
 }
+
+/// Records acknowledged with `acks=all` are on every in-sync replica: once the partition's
+/// leader is killed, a new leader is elected from the ISR and serves every one of them, and
+/// takes `acks=all` writes itself.
+#[test]
+fn acknowledged_records_survive_the_death_of_their_leader() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start(3)?;
+    cluster.wait_for_agreement()?;
+    create_topic_in_cluster(&cluster, 1, "durable", 1, 3)?;
+    cluster.wait_for_isr(1, "durable", 0, &[1, 2, 3])?;
+    let rounds = if stress() { 3 } else { 1 };
+    let mut acknowledged: Vec<Vec<u8>> = Vec::new();
+    for round in 0..rounds {
+        let leader = cluster.wait_for_leader(1, "durable", 0)?;
+        let mut client = cluster.client(leader)?;
+        for i in 0..5 {
+            let value = format!("round {round} record {i}").into_bytes();
+            let answer = produce(
+                &mut client,
+                "durable",
+                0,
+                batch(&[(None, Some(&value), &[])], Compression::None, now_ms()),
+            )?;
+            assert_eq!(answer.error_code, 0, "acks=all to leader {leader}");
+            acknowledged.push(value);
+        }
+        cluster.kill(leader)?;
+        let survivor = cluster
+            .node_ids()
+            .into_iter()
+            .find(|&id| id != leader)
+            .unwrap_or(1);
+        let elected = cluster.wait_for(
+            &format!("durable-0 gets a leader other than the killed node {leader}"),
+            CLUSTER_TIMEOUT,
+            |c| {
+                Ok(c.partition(survivor, "durable", 0)?
+                    .map(|p| p.leader)
+                    .filter(|&l| l >= 0 && l != leader))
+            },
+        )?;
+        let mut client = cluster.client(elected)?;
+        let read = cluster.wait_for(
+            &format!("node {elected} serves every acknowledged record"),
+            CLUSTER_TIMEOUT,
+            |_| {
+                let data = fetch(&mut client, "durable", 0, 0, 0)?;
+                let read = values(&data.records)?;
+                Ok((data.error_code == 0 && read.len() >= acknowledged.len()).then_some(read))
+            },
+        )?;
+        assert_eq!(read, acknowledged, "after the death of leader {leader}");
+        cluster.restart(leader)?;
+        cluster.wait_for_agreement()?;
+    }
+    cluster.shutdown()
+}
