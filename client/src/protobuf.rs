@@ -41,10 +41,32 @@ struct Sources(HashMap<String, String>);
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> std::result::Result<File, protox::Error> {
         match self.0.get(name) {
-            Some(source) => File::from_source(name, source),
+            Some(source) => open_source(name, source),
             None => Err(protox::Error::file_not_found(name)),
         }
     }
+}
+
+/// Opens `source` as `.proto` text or, failing that, as the other form Confluent accepts: a
+/// base64-encoded `FileDescriptorProto`, which confluent-kafka's Python and Go serializers
+/// register (for the schema and for each imported file).
+fn open_source(name: &str, source: &str) -> std::result::Result<File, protox::Error> {
+    use base64::Engine as _;
+    use prost::Message as _;
+    File::from_source(name, source).or_else(|text_error| {
+        let descriptor = base64::engine::general_purpose::STANDARD
+            .decode(source.trim())
+            .ok()
+            .and_then(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok());
+        match descriptor {
+            // A descriptor names its file; plain text that happens to be base64 does not.
+            Some(mut descriptor) if descriptor.name.is_some() => {
+                descriptor.name = Some(name.to_string());
+                Ok(File::from_file_descriptor_proto(descriptor))
+            }
+            _ => Err(text_error),
+        }
+    })
 }
 
 /// Compiles `text` (as `default.proto`) with `imports` (import path, text).

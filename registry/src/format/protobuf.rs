@@ -37,10 +37,32 @@ struct Sources {
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.files.get(name) {
-            Some(source) => File::from_source(name, source),
+            Some(source) => open_source(name, source),
             None => Err(protox::Error::file_not_found(name)),
         }
     }
+}
+
+/// Opens `source` as `.proto` text or, failing that, as the other form Confluent accepts: a
+/// base64-encoded `FileDescriptorProto`, which confluent-kafka's Python and Go serializers
+/// register (for the schema and for each imported file).
+fn open_source(name: &str, source: &str) -> Result<File, protox::Error> {
+    use base64::Engine as _;
+    use prost::Message as _;
+    File::from_source(name, source).or_else(|text_error| {
+        let descriptor = base64::engine::general_purpose::STANDARD
+            .decode(source.trim())
+            .ok()
+            .and_then(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok());
+        match descriptor {
+            // A descriptor names its file; plain text that happens to be base64 does not.
+            Some(mut descriptor) if descriptor.name.is_some() => {
+                descriptor.name = Some(name.to_string());
+                Ok(File::from_file_descriptor_proto(descriptor))
+            }
+            _ => Err(text_error),
+        }
+    })
 }
 
 /// Compiles `text` with its references' files; the descriptor pool holds it and everything
@@ -201,6 +223,33 @@ mod tests {
         let err = parse(text, &references, &resolved).unwrap_err();
         assert_eq!(err.error_code(), 42201);
         err.to_string()
+    }
+
+    #[test]
+    fn a_base64_file_descriptor_is_the_same_schema_as_its_text() {
+        // What confluent-kafka's Python serializer registers: the schema and its import as
+        // base64 `FileDescriptorProto`s; both must compile and keep the text's identity.
+        let address = "syntax = \"proto3\";\npackage shop;\nmessage Address { string city = 1; }\n";
+        let order = "syntax = \"proto3\";\npackage shop;\nimport \"address.proto\";\nmessage Order { Address to = 1; }\n";
+        let refs = [SchemaReference {
+            name: "address.proto".to_string(),
+            subject: "address.proto".to_string(),
+            version: 1,
+        }];
+        let as_text = [Resolved {
+            name: "address.proto".to_string(),
+            schema: address.to_string(),
+        }];
+        let as_base64 = [Resolved {
+            name: "address.proto".to_string(),
+            schema: serialized(address, &[]).unwrap(),
+        }];
+        let from_text = parse(order, &refs, &as_text).unwrap();
+        let encoded = serialized(order, &as_text).unwrap();
+        let from_base64 = parse(&encoded, &refs, &as_base64).unwrap();
+        assert_eq!(from_text.identity, from_base64.identity);
+        // Text that is not a .proto and not a descriptor is still refused with the parser's error.
+        assert!(message("Zm9vYmFy", &[]).contains("default.proto"));
     }
 
     #[test]
