@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::Broker;
 use crate::controller::{ControllerReply, ControllerRequest, MetadataImage};
 use crate::publisher::{node_local, partition_count};
-use crate::topics::{MAX_PARTITIONS, Topic, TopicConfig, TopicStoreError, validate_topic_name};
+use crate::topics::{Topic, TopicConfig, TopicStoreError, check_new_topic, check_partition_growth};
 
 /// How long a change waits to be applied on this node once the controller committed it.
 const APPLY_WAIT: Duration = Duration::from_secs(30);
@@ -99,7 +99,12 @@ impl Broker {
             });
         };
         let image = controller.image();
-        self.validate_new_cluster_topic(&image, &topic.name, partitions)?;
+        let local = self.topics().topics();
+        let existing = image
+            .topics()
+            .map(|t| t.name.as_str())
+            .chain(local.iter().map(|t| t.name()).filter(|n| node_local(n)));
+        check_new_topic(&topic.name, partitions, existing)?;
         let live = image.live_brokers().count();
         if replication_factor < 1 || usize::try_from(replication_factor).unwrap_or(0) > live {
             return Err(rf_unreachable(replication_factor, live));
@@ -153,8 +158,11 @@ impl Broker {
         };
         match self.create_topic(new, false) {
             Ok(_) => tracing::info!(topic = name, "topic auto-created"),
-            // Another client's request created it meanwhile.
-            Err(TopicStoreError::TopicExists(_)) => {}
+            // Another client's request created it meanwhile: wait until it is applied here.
+            Err(TopicStoreError::TopicExists(_)) => {
+                let taken = name.to_string();
+                self.await_applied(move |image| image.topic_by_name(&taken).is_some())?;
+            }
             Err(TopicStoreError::Controller(e))
                 if e.response_error() == kafka_protocol::ResponseError::TopicAlreadyExists =>
             {
@@ -225,21 +233,7 @@ impl Broker {
             .topic_by_name(name)
             .ok_or_else(|| TopicStoreError::UnknownTopic(name.to_string()))?;
         let current = partition_count(topic);
-        if count < current {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Topic currently has {current} partitions, which is higher than the requested {count}."
-            )));
-        }
-        if count == current {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Topic already has {current} partitions."
-            )));
-        }
-        if count > MAX_PARTITIONS {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Number of partitions {count} is larger than the {MAX_PARTITIONS} strand allows per topic."
-            )));
-        }
+        check_partition_growth(current, count)?;
         if let Some(a) = &assignment
             && i32::try_from(a.len()).ok() != Some(count - current)
         {
@@ -296,38 +290,6 @@ impl Broker {
             changes,
         }))?;
         self.await_applied(move |image| image.topic(id).is_some_and(|t| t.configs == wanted))
-    }
-
-    /// Checks a new topic's name and partition count against the cluster's topics.
-    fn validate_new_cluster_topic(
-        &self,
-        image: &MetadataImage,
-        name: &str,
-        partitions: i32,
-    ) -> Result<(), TopicStoreError> {
-        validate_topic_name(name)?;
-        if image.topic_by_name(name).is_some() || node_local(name) {
-            return Err(TopicStoreError::TopicExists(name.to_string()));
-        }
-        // Kafka's metric names turn '.' into '_', so names differing only there collide.
-        let unified = name.replace('.', "_");
-        if let Some(other) = image.topics().find(|t| t.name.replace('.', "_") == unified) {
-            return Err(TopicStoreError::InvalidTopic(format!(
-                "Topic '{name}' collides with existing topic: {}",
-                other.name
-            )));
-        }
-        if partitions < 1 {
-            return Err(TopicStoreError::InvalidPartitions(
-                "Number of partitions must be larger than 0.".into(),
-            ));
-        }
-        if partitions > MAX_PARTITIONS {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Number of partitions {partitions} is larger than the {MAX_PARTITIONS} strand allows per topic."
-            )));
-        }
-        Ok(())
     }
 
     /// Waits until this node applied an image where `done` holds.

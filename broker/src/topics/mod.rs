@@ -240,33 +240,8 @@ impl TopicStore {
 
     /// Checks what `create_topic` would check, without creating anything.
     pub fn validate_new_topic(&self, name: &str, partitions: i32) -> Result<(), TopicStoreError> {
-        validate_topic_name(name)?;
-        if self.topics.contains_key(name) {
-            return Err(TopicStoreError::TopicExists(name.to_string()));
-        }
-        // Kafka's metric names turn '.' into '_', so names differing only there collide.
-        let unified = name.replace('.', "_");
-        if let Some(other) = self
-            .topics
-            .iter()
-            .find(|t| t.key().replace('.', "_") == unified)
-        {
-            return Err(TopicStoreError::InvalidTopic(format!(
-                "Topic '{name}' collides with existing topic: {}",
-                other.key()
-            )));
-        }
-        if partitions < 1 {
-            return Err(TopicStoreError::InvalidPartitions(
-                "Number of partitions must be larger than 0.".into(),
-            ));
-        }
-        if partitions > MAX_PARTITIONS {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Number of partitions {partitions} is larger than the {MAX_PARTITIONS} strand allows per topic."
-            )));
-        }
-        Ok(())
+        let names: Vec<String> = self.topics.iter().map(|t| t.key().clone()).collect();
+        check_new_topic(name, partitions, names.iter().map(String::as_str))
     }
 
     /// Creates a topic with `partitions` partitions and the given config overrides.
@@ -472,21 +447,7 @@ impl TopicStore {
             .topic(name)
             .ok_or_else(|| TopicStoreError::UnknownTopic(name.to_string()))?;
         let current = topic.partition_count();
-        if count < current {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Topic currently has {current} partitions, which is higher than the requested {count}."
-            )));
-        }
-        if count == current {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Topic already has {current} partitions."
-            )));
-        }
-        if count > MAX_PARTITIONS {
-            return Err(TopicStoreError::InvalidPartitions(format!(
-                "Number of partitions {count} is larger than the {MAX_PARTITIONS} strand allows per topic."
-            )));
-        }
+        check_partition_growth(current, count)?;
         if validate_only {
             return Ok(());
         }
@@ -586,6 +547,58 @@ impl TopicStore {
             may_use_reserve(name),
         )?))
     }
+}
+
+/// Kafka's checks of a new topic's name and partition count against the names of the
+/// topics that exist (on this node, or in the cluster's metadata image).
+pub(crate) fn check_new_topic<'a>(
+    name: &str,
+    partitions: i32,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Result<(), TopicStoreError> {
+    validate_topic_name(name)?;
+    let existing: Vec<&str> = existing.into_iter().collect();
+    if existing.contains(&name) {
+        return Err(TopicStoreError::TopicExists(name.to_string()));
+    }
+    // Kafka's metric names turn '.' into '_', so names differing only there collide.
+    let unified = name.replace('.', "_");
+    if let Some(other) = existing.iter().find(|o| o.replace('.', "_") == unified) {
+        return Err(TopicStoreError::InvalidTopic(format!(
+            "Topic '{name}' collides with existing topic: {other}"
+        )));
+    }
+    if partitions < 1 {
+        return Err(TopicStoreError::InvalidPartitions(
+            "Number of partitions must be larger than 0.".into(),
+        ));
+    }
+    if partitions > MAX_PARTITIONS {
+        return Err(TopicStoreError::InvalidPartitions(format!(
+            "Number of partitions {partitions} is larger than the {MAX_PARTITIONS} strand allows per topic."
+        )));
+    }
+    Ok(())
+}
+
+/// Kafka's checks of CreatePartitions raising a topic from `current` to `count` partitions.
+pub(crate) fn check_partition_growth(current: i32, count: i32) -> Result<(), TopicStoreError> {
+    if count < current {
+        return Err(TopicStoreError::InvalidPartitions(format!(
+            "Topic currently has {current} partitions, which is higher than the requested {count}."
+        )));
+    }
+    if count == current {
+        return Err(TopicStoreError::InvalidPartitions(format!(
+            "Topic already has {current} partitions."
+        )));
+    }
+    if count > MAX_PARTITIONS {
+        return Err(TopicStoreError::InvalidPartitions(format!(
+            "Number of partitions {count} is larger than the {MAX_PARTITIONS} strand allows per topic."
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a topic's appends may use the log dir's reserve: the internal topics, whose
