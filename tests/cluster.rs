@@ -279,6 +279,13 @@ fn killing_the_active_controller_elects_another_and_topics_can_be_created_again(
             },
         )?;
         assert_ne!(elected, controller);
+        // Replicas go to live brokers: the killed one is until its session times out.
+        let others: Vec<i32> = cluster
+            .node_ids()
+            .into_iter()
+            .filter(|&id| id != controller)
+            .collect();
+        cluster.wait_for_brokers(survivor, &others)?;
         let topic = format!("after-failover-{round}");
         create_topic_in_cluster(&cluster, survivor, &topic, 1, -1)?;
         let leader = cluster.wait_for_leader(survivor, &topic, 0)?;
